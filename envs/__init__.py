@@ -1,0 +1,1 @@
+"""Gymnasium environments that build architectures step by step (``nas_ray.envs``)."""

@@ -1,0 +1,35 @@
+"""Exceptions raised across nas-ray.
+
+Every message names the thing that is wrong and what is wrong with it, so the CLI can print it as a
+single line.
+"""
+
+from __future__ import annotations
+
+
+class NasRayError(Exception):
+    """Base class of nas-ray's own errors."""
+
+
+class InvalidArchitecture(NasRayError, ValueError):
+    """An architecture (or its JSON / native form) is malformed or not a member of a search space."""
+
+
+class UnknownName(NasRayError, KeyError):
+    """A name (space, searcher, evaluator, dataset, column) that no registry knows."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain message.
+        return str(self.args[0]) if self.args else ""
+
+
+class DataFileError(NasRayError, OSError):
+    """A benchmark data file is missing, unreadable or corrupt; the message names the file (and line)."""
+
+
+class ArchitectureNotInTable(NasRayError, LookupError):
+    """A tabular evaluator was asked about an architecture its table does not contain."""
+
+    def __init__(self, arch_hash: str, table: str) -> None:
+        super().__init__(f"architecture {arch_hash} is not in the table {table}")
+        self.hash = arch_hash
+        self.table = table

@@ -1,0 +1,187 @@
+"""The ENAS macro space (Pham et al. 2018) in D-VAE's DAG form.
+
+``num_layers`` = L layers in a chain, each with one of 6 ops and skip bits to earlier vertices.
+As a DAG (D-VAE's ``decode_ENAS_to_igraph``): vertex 0 is the input, vertex k+1 is layer k, vertex
+L+1 the output; the chain edge k -> k+1 is always there; bit j of layer k adds the edge j -> k+1
+(j indexes DAG vertices, so j = 0 is the input); the output has one in-edge, from the last layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nas_ray.errors import InvalidArchitecture
+from nas_ray.graph import Architecture
+from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, as_rng
+
+# ENAS general-controller op order: the integer t_k of the layer list indexes this tuple.
+OPS = ("conv3x3", "sep_conv3x3", "conv5x5", "sep_conv5x5", "avg_pool3x3", "max_pool3x3")
+
+
+class EnasMacro(SearchSpace):
+    """ENAS macro networks with ``num_layers`` layers (6 is D-VAE's dataset, 12 the original ENAS size).
+
+    Validity is D-VAE's ``is_valid_ENAS``: a DAG with one input and one output, no other source or
+    sink, the full chain 0 -> 1 -> ... -> L+1, and an output with exactly one in-edge. The chain is
+    a Hamiltonian path, so the topological order is unique and ``hash`` is the flat layer string.
+    ``sample`` is exactly uniform (ops uniform, each skip bit 1/2); ``mutate`` changes one decision.
+
+    >>> space = EnasMacro()
+    >>> space.to_native(space.from_native([[0], [1, 0], [2, 0, 1], [3, 1, 0, 0], [4, 0, 0, 0, 1], [5, 1, 1, 1, 1, 1]]))[1]
+    [1, 0]
+    """
+
+    name = "enas-macro"
+    ops = OPS
+    priors = {"erdos_renyi": "_prior_erdos_renyi"}
+
+    def __init__(self, num_layers: int = 6) -> None:
+        if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
+            raise ValueError(f"enas-macro: num_layers must be a positive int, got {num_layers!r}")
+        self.num_layers = int(num_layers)
+        self.max_nodes = self.num_layers + 2
+        self.max_edges = self.num_layers + 1 + self.num_layers * (self.num_layers - 1) // 2
+        chain = np.zeros((self.max_nodes, self.max_nodes), dtype=np.int8)
+        idx = np.arange(self.max_nodes - 1)
+        chain[idx, idx + 1] = 1
+        self._chain = chain
+        # skip edges j -> k+1 (j < k) between the input/layer vertices, in layer-list bit order
+        self._skip_edges = [(j, k + 1) for k in range(self.num_layers) for j in range(k)]
+
+    def options(self) -> dict[str, Any]:
+        return {"num_layers": self.num_layers}
+
+    # ------------------------------------------------------------------ membership
+    def _ordered(self, arch: Architecture) -> Architecture:
+        """Validate, and return ``arch`` with its nodes in the (unique) chain order."""
+        n = self.max_nodes
+        if arch.num_nodes != n:
+            raise InvalidArchitecture(f"{self.name}: {self.num_layers} layers make {n} nodes, got {arch.num_nodes}")
+        m = arch.matrix
+        if not m[np.arange(n - 1), np.arange(1, n)].all():
+            # the chain is a Hamiltonian path, unique in a DAG; a relabelled graph is re-ordered by it
+            order = _hamiltonian_order(m)
+            if order is None:
+                i = int(np.nonzero(m[np.arange(n - 1), np.arange(1, n)] == 0)[0][0])
+                raise InvalidArchitecture(f"{self.name}: the chain edge {i}->{i + 1} is missing")
+            arch = Architecture([arch.ops[v] for v in order], m[np.ix_(order, order)])
+            m = arch.matrix
+        self._check_ops(arch)
+        into_output = np.nonzero(m[:, n - 1])[0]
+        if len(into_output) != 1:
+            raise InvalidArchitecture(
+                f"{self.name}: the output must have exactly one in-edge (from node {n - 2}), got {len(into_output)}"
+            )
+        return arch
+
+    def validate(self, arch: Architecture) -> None:
+        self._ordered(arch)
+
+    def canonicalize(self, arch: Architecture) -> Architecture:
+        return self._ordered(arch)
+
+    def hash(self, arch: Architecture) -> str:
+        arch = self._ordered(arch)
+        return " ".join(str(v) for layer in self._layers(arch) for v in layer)
+
+    # ------------------------------------------------------------------ native form
+    def from_native(self, native: Sequence[Sequence[int]]) -> Architecture:
+        """The layer list ``[[t0], [t1, b0], [t2, b0, b1], ...]`` (D-VAE's ENAS encoding)."""
+        try:
+            layers = [list(layer) for layer in native]
+        except TypeError:
+            raise InvalidArchitecture(f"{self.name}: a layer list is a list of lists, got {native!r}") from None
+        if len(layers) != self.num_layers:
+            raise InvalidArchitecture(f"{self.name}: expected {self.num_layers} layers, got {len(layers)}")
+        m = self._chain.copy()
+        ops = [INPUT]
+        for k, layer in enumerate(layers):
+            if len(layer) != k + 1:
+                raise InvalidArchitecture(f"{self.name}: layer {k} must be [op, {k} skip bits], got {layer!r}")
+            t, bits = layer[0], layer[1:]
+            if not isinstance(t, (int, np.integer)) or not 0 <= t < len(OPS):
+                raise InvalidArchitecture(f"{self.name}: layer {k} has op {t!r}; ops are 0..{len(OPS) - 1}")
+            for j, b in enumerate(bits):
+                if b not in (0, 1):
+                    raise InvalidArchitecture(f"{self.name}: layer {k} skip bit {j} must be 0 or 1, got {b!r}")
+                if b:
+                    m[j, k + 1] = 1
+            ops.append(OPS[t])
+        ops.append(OUTPUT)
+        return Architecture(ops, m)
+
+    def to_native(self, arch: Architecture) -> list[list[int]]:
+        return self._layers(self._ordered(arch))
+
+    def _layers(self, arch: Architecture) -> list[list[int]]:
+        m = arch.matrix
+        index = {op: i for i, op in enumerate(OPS)}
+        return [[index[arch.ops[k + 1]], *m[:k, k + 1].tolist()] for k in range(self.num_layers)]
+
+    # ------------------------------------------------------------------ sampling and moves
+    def _from_bits(self, op_idx: Sequence[int], bits: np.ndarray) -> Architecture:
+        m = self._chain.copy()
+        for (j, v), b in zip(self._skip_edges, bits):
+            m[j, v] = b
+        return Architecture([INPUT, *(OPS[i] for i in op_idx), OUTPUT], m)
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> Architecture:
+        return self._prior_erdos_renyi(as_rng(rng), 0.5)
+
+    def _prior_erdos_renyi(self, rng: np.random.Generator, p: float = 0.5) -> Architecture:
+        """Ops uniform, each skip edge present with probability ``p``."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"erdos_renyi: p must be in [0, 1], got {p}")
+        ops = rng.integers(len(OPS), size=self.num_layers)
+        bits = (rng.random(len(self._skip_edges)) < p).astype(np.int8)
+        return self._from_bits(ops, bits)
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator | int | None = None) -> Architecture:
+        """Change one decision, chosen uniformly: a layer's op (to another op) or a skip bit."""
+        rng = as_rng(rng)
+        arch = self._ordered(arch)
+        index = {op: i for i, op in enumerate(OPS)}
+        ops = [index[o] for o in arch.ops[1:-1]]
+        bits = np.array([arch.matrix[j, v] for j, v in self._skip_edges], dtype=np.int8)
+        k = int(rng.integers(len(ops) + len(bits)))
+        if k < len(ops):
+            others = [i for i in range(len(OPS)) if i != ops[k]]
+            ops[k] = others[int(rng.integers(len(others)))]
+        else:
+            bits[k - len(ops)] ^= 1
+        return self._from_bits(ops, bits)
+
+    def next_node_masks(self, ops: Sequence[str], matrix: np.ndarray, op: str | None = None) -> NodeMasks:
+        n = len(ops)
+        if n >= self.max_nodes:
+            raise InvalidArchitecture(f"{self.name}: the network is complete at {self.max_nodes} nodes")
+        if n == 0:
+            return NodeMasks(self._op_mask(INPUT), np.zeros(0, bool), np.zeros(0, bool), 0, 0)
+        required = np.zeros(n, bool)
+        required[n - 1] = True  # the chain edge
+        if n == self.max_nodes - 1:
+            return NodeMasks(self._op_mask(OUTPUT), required.copy(), required, 1, 1)
+        return NodeMasks(self._op_mask(*OPS), np.ones(n, bool), required, 1, n)
+
+
+def _hamiltonian_order(m: np.ndarray) -> list[int] | None:
+    """The node order along a Hamiltonian path of DAG ``m``, if it has one (Kahn's algorithm where
+    every step must have exactly one source, adjacent to the previous node)."""
+    n = m.shape[0]
+    indeg = m.sum(axis=0).astype(np.int64)
+    remaining = np.ones(n, dtype=bool)
+    order: list[int] = []
+    for _ in range(n):
+        sources = np.nonzero(remaining & (indeg == 0))[0]
+        if len(sources) != 1:
+            return None
+        v = int(sources[0])
+        if order and not m[order[-1], v]:
+            return None
+        order.append(v)
+        remaining[v] = False
+        indeg -= m[v]
+    return order

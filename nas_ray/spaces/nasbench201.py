@@ -1,0 +1,159 @@
+"""NAS-Bench-201 cells (Dong & Yang 2020) in node-labelled form.
+
+The official cell has 4 nodes and an op on each of its 6 edges. As an Architecture each edge op is a
+node: input, the six edges in arch-string order e(0->1), e(0->2), e(1->2), e(0->3), e(1->3), e(2->3),
+then the output. The op node of e(i->j) takes the op nodes of the edges into cell node i (the input
+when i = 0); the output takes the op nodes of the edges into cell node 3.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from nas_ray.errors import InvalidArchitecture
+from nas_ray.graph import Architecture
+from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, as_rng
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# Cell edges (from, to) in the order of the arch string.
+CELL_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+NUM_CELLS = len(OPS) ** len(CELL_EDGES)  # 15,625
+
+
+def _skeleton() -> np.ndarray:
+    m = np.zeros((8, 8), dtype=np.int8)
+    for k, (i, _) in enumerate(CELL_EDGES, start=1):
+        if i == 0:
+            m[0, k] = 1
+        for h, (_, j) in enumerate(CELL_EDGES, start=1):
+            if j == i:
+                m[h, k] = 1
+    for h, (_, j) in enumerate(CELL_EDGES, start=1):
+        if j == 3:
+            m[h, 7] = 1
+    m.setflags(write=False)
+    return m
+
+
+SKELETON = _skeleton()
+_SKELETON_BYTES = SKELETON.tobytes()
+
+
+class NasBench201(SearchSpace):
+    """The NAS-Bench-201 cell space: 5 ops on 6 fixed edges, 15,625 cells.
+
+    ``hash`` is the official arch string, so every one of the 15,625 cells is distinct (as in the
+    benchmark, which lists cells whose ``none`` edges make them compute the same function separately).
+    ``sample`` is exactly uniform over the cells; ``mutate`` changes the op of one edge (the mutation of
+    NB201's regularized evolution); ``enumerate`` yields every cell.
+
+    >>> space = NasBench201()
+    >>> arch = space.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    >>> space.to_native(arch) == space.hash(arch)
+    True
+    """
+
+    name = "nasbench201"
+    ops = OPS
+    max_nodes = 8
+    max_edges = int(SKELETON.sum())
+
+    def _edge_ops(self, arch: Architecture) -> tuple[str, ...]:
+        """The six edge ops in arch-string order; relabelled node orders are mapped back."""
+        if arch.num_nodes != 8:
+            raise InvalidArchitecture(f"{self.name}: a cell has 8 nodes in node-labelled form, got {arch.num_nodes}")
+        self._check_ops(arch)
+        if arch.matrix.tobytes() == _SKELETON_BYTES:
+            return arch.ops[1:7]
+        order = self._match_skeleton(arch)
+        return tuple(arch.ops[order[k]] for k in range(1, 7))
+
+    def _match_skeleton(self, arch: Architecture) -> dict[int, int]:
+        import networkx as nx
+        from networkx.algorithms.isomorphism import DiGraphMatcher
+
+        skeleton = nx.DiGraph(np.asarray(SKELETON))
+        matcher = DiGraphMatcher(skeleton, nx.DiGraph(np.asarray(arch.matrix)))
+        if not matcher.is_isomorphic():
+            raise InvalidArchitecture(
+                f"{self.name}: the edges {arch.edges} are not the NB201 cell's wiring "
+                f"{[tuple(e) for e in np.argwhere(SKELETON).tolist()]}"
+            )
+        return matcher.mapping  # skeleton node -> arch node (unique: the skeleton has no automorphism)
+
+    def validate(self, arch: Architecture) -> None:
+        self._edge_ops(arch)
+
+    def canonicalize(self, arch: Architecture) -> Architecture:
+        ops = self._edge_ops(arch)
+        if arch.matrix.tobytes() == _SKELETON_BYTES:
+            return arch
+        return self._build(ops)
+
+    def hash(self, arch: Architecture) -> str:
+        return _arch_string(self._edge_ops(arch))
+
+    @staticmethod
+    def _build(edge_ops: Sequence[str]) -> Architecture:
+        # edge_ops come from OPS (callers check), SKELETON is read-only and upper-triangular
+        return Architecture._trusted((INPUT, *edge_ops, OUTPUT), SKELETON)
+
+    # ------------------------------------------------------------------ native form
+    def from_native(self, native: str) -> Architecture:
+        """Parse an official arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+        if not isinstance(native, str):
+            raise InvalidArchitecture(f"{self.name}: an arch string is a str, got {type(native).__name__}")
+        nodes = native.split("+")
+        if len(nodes) != 3:
+            raise InvalidArchitecture(f"{self.name}: arch string {native!r} must have 3 '+'-separated nodes")
+        edge_ops = {}
+        for j, node in enumerate(nodes, start=1):
+            parts = node.split("|")
+            if len(parts) != j + 2 or parts[0] or parts[-1]:
+                raise InvalidArchitecture(f"{self.name}: node {j} of arch string {native!r} must be |op~0|...|op~{j - 1}|")
+            for i, token in enumerate(parts[1:-1]):
+                op, sep, src = token.partition("~")
+                if not sep or src != str(i):
+                    raise InvalidArchitecture(f"{self.name}: edge {token!r} in arch string {native!r} must read op~{i}")
+                if op not in OPS:
+                    raise InvalidArchitecture(f"{self.name}: unknown op {op!r} in arch string {native!r}; ops: {', '.join(OPS)}")
+                edge_ops[(i, j)] = op
+        return self._build([edge_ops[e] for e in CELL_EDGES])
+
+    def to_native(self, arch: Architecture) -> str:
+        return self.hash(arch)
+
+    def enumerate(self) -> Iterator[Architecture]:
+        """All 15,625 cells."""
+        for ops in itertools.product(OPS, repeat=len(CELL_EDGES)):
+            yield self._build(ops)
+
+    # ------------------------------------------------------------------ sampling and moves
+    def sample(self, rng: np.random.Generator | int | None = None) -> Architecture:
+        idx = as_rng(rng).integers(len(OPS), size=len(CELL_EDGES)).tolist()
+        return self._build([OPS[i] for i in idx])
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator | int | None = None) -> Architecture:
+        rng = as_rng(rng)
+        ops = list(self._edge_ops(arch))
+        k = int(rng.integers(len(ops)))
+        others = [o for o in OPS if o != ops[k]]
+        ops[k] = others[int(rng.integers(len(others)))]
+        return self._build(ops)
+
+    def next_node_masks(self, ops: Sequence[str], matrix: np.ndarray, op: str | None = None) -> NodeMasks:
+        n = len(ops)
+        if n >= 8:
+            raise InvalidArchitecture(f"{self.name}: a cell is complete at 8 nodes")
+        kind = (INPUT,) if n == 0 else (OUTPUT,) if n == 7 else OPS
+        preds = SKELETON[:n, n].astype(bool)
+        k = int(preds.sum())
+        return NodeMasks(self._op_mask(*kind), preds.copy(), preds.copy(), k, k)
+
+
+def _arch_string(edge_ops: Sequence[str]) -> str:
+    a, b, c, d, e, f = edge_ops
+    return f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|"

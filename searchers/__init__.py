@@ -1,0 +1,1 @@
+"""Ray Tune searchers (``nas_ray.searchers``)."""
