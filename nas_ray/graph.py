@@ -219,7 +219,7 @@ def _as_matrix(matrix: Any) -> np.ndarray:
     bad = (m != 0) & (m != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InvalidArchitecture(f"matrix entries must be 0 or 1, got {m[i, j]!r} at [{i}][{j}]")
+        raise InvalidArchitecture(f"matrix entries must be 0 or 1, got {m[i, j].item()!r} at [{i}][{j}]")
     return m.astype(np.int8)
 
 

@@ -26,7 +26,8 @@ class EnasMacro(SearchSpace):
 
     Validity is D-VAE's ``is_valid_ENAS``: a DAG with one input and one output, no other source or
     sink, the full chain 0 -> 1 -> ... -> L+1, and an output with exactly one in-edge. The chain is
-    a Hamiltonian path, so the topological order is unique and ``hash`` is the flat layer string.
+    a Hamiltonian path, so the topological order is unique: isomorphic networks are identical, and
+    ``hash`` is the flat layer string.
     ``sample`` is exactly uniform (ops uniform, each skip bit 1/2); ``mutate`` changes one decision.
 
     >>> space = EnasMacro()
@@ -55,20 +56,18 @@ class EnasMacro(SearchSpace):
         return {"num_layers": self.num_layers}
 
     # ------------------------------------------------------------------ membership
-    def _ordered(self, arch: Architecture) -> Architecture:
-        """Validate, and return ``arch`` with its nodes in the (unique) chain order."""
+    def _checked(self, arch: Architecture) -> Architecture:
+        """Validate ``arch`` and return it."""
         n = self.max_nodes
         if arch.num_nodes != n:
             raise InvalidArchitecture(f"{self.name}: {self.num_layers} layers make {n} nodes, got {arch.num_nodes}")
         m = arch.matrix
-        if not m[np.arange(n - 1), np.arange(1, n)].all():
-            # the chain is a Hamiltonian path, unique in a DAG; a relabelled graph is re-ordered by it
-            order = _hamiltonian_order(m)
-            if order is None:
-                i = int(np.nonzero(m[np.arange(n - 1), np.arange(1, n)] == 0)[0][0])
-                raise InvalidArchitecture(f"{self.name}: the chain edge {i}->{i + 1} is missing")
-            arch = Architecture([arch.ops[v] for v in order], m[np.ix_(order, order)])
-            m = arch.matrix
+        # With the chain 0 -> 1 -> ... -> L+1 present, the topological order is unique, so every
+        # architecture of this space is already in its canonical node order.
+        missing = np.nonzero(m[np.arange(n - 1), np.arange(1, n)] == 0)[0]
+        if len(missing):
+            i = int(missing[0])
+            raise InvalidArchitecture(f"{self.name}: the chain edge {i}->{i + 1} is missing")
         self._check_ops(arch)
         into_output = np.nonzero(m[:, n - 1])[0]
         if len(into_output) != 1:
@@ -78,13 +77,13 @@ class EnasMacro(SearchSpace):
         return arch
 
     def validate(self, arch: Architecture) -> None:
-        self._ordered(arch)
+        self._checked(arch)
 
     def canonicalize(self, arch: Architecture) -> Architecture:
-        return self._ordered(arch)
+        return self._checked(arch)
 
     def hash(self, arch: Architecture) -> str:
-        arch = self._ordered(arch)
+        arch = self._checked(arch)
         return " ".join(str(v) for layer in self._layers(arch) for v in layer)
 
     # ------------------------------------------------------------------ native form
@@ -111,10 +110,11 @@ class EnasMacro(SearchSpace):
                     m[j, k + 1] = 1
             ops.append(OPS[t])
         ops.append(OUTPUT)
-        return Architecture(ops, m)
+        m.setflags(write=False)
+        return Architecture._trusted(tuple(ops), m)  # chain + checked skip bits: upper-triangular
 
     def to_native(self, arch: Architecture) -> list[list[int]]:
-        return self._layers(self._ordered(arch))
+        return self._layers(self._checked(arch))
 
     def _layers(self, arch: Architecture) -> list[list[int]]:
         m = arch.matrix
@@ -126,7 +126,8 @@ class EnasMacro(SearchSpace):
         m = self._chain.copy()
         for (j, v), b in zip(self._skip_edges, bits):
             m[j, v] = b
-        return Architecture([INPUT, *(OPS[i] for i in op_idx), OUTPUT], m)
+        m.setflags(write=False)
+        return Architecture._trusted((INPUT, *(OPS[i] for i in op_idx), OUTPUT), m)
 
     def sample(self, rng: np.random.Generator | int | None = None) -> Architecture:
         return self._prior_erdos_renyi(as_rng(rng), 0.5)
@@ -142,7 +143,7 @@ class EnasMacro(SearchSpace):
     def mutate(self, arch: Architecture, rng: np.random.Generator | int | None = None) -> Architecture:
         """Change one decision, chosen uniformly: a layer's op (to another op) or a skip bit."""
         rng = as_rng(rng)
-        arch = self._ordered(arch)
+        arch = self._checked(arch)
         index = {op: i for i, op in enumerate(OPS)}
         ops = [index[o] for o in arch.ops[1:-1]]
         bits = np.array([arch.matrix[j, v] for j, v in self._skip_edges], dtype=np.int8)
@@ -166,22 +167,3 @@ class EnasMacro(SearchSpace):
             return NodeMasks(self._op_mask(OUTPUT), required.copy(), required, 1, 1)
         return NodeMasks(self._op_mask(*OPS), np.ones(n, bool), required, 1, n)
 
-
-def _hamiltonian_order(m: np.ndarray) -> list[int] | None:
-    """The node order along a Hamiltonian path of DAG ``m``, if it has one (Kahn's algorithm where
-    every step must have exactly one source, adjacent to the previous node)."""
-    n = m.shape[0]
-    indeg = m.sum(axis=0).astype(np.int64)
-    remaining = np.ones(n, dtype=bool)
-    order: list[int] = []
-    for _ in range(n):
-        sources = np.nonzero(remaining & (indeg == 0))[0]
-        if len(sources) != 1:
-            return None
-        v = int(sources[0])
-        if order and not m[order[-1], v]:
-            return None
-        order.append(v)
-        remaining[v] = False
-        indeg -= m[v]
-    return order
