@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +56,8 @@ class SearchSpace(abc.ABC):
     #: at most this many nodes / edges (None: no limit)
     max_nodes: int | None = None
     max_edges: int | None = None
+    #: number of distinct architectures (hashes), where it is known
+    size: int | None = None
 
     @functools.cached_property
     def _op_set(self) -> frozenset[str]:
@@ -138,6 +140,32 @@ class SearchSpace(abc.ABC):
     def _op_mask(self, *allowed: str) -> np.ndarray:
         types = self.node_types
         return np.array([t in allowed for t in types], dtype=bool)
+
+    # ------------------------------------------------------------------ decisions (for samplers such as TPE)
+    def decisions(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The space as named categorical decisions ``[(name, choices), ...]``; ``from_decisions``
+        maps one value per name back to an Architecture (which may be invalid). Default: the op of
+        each interior node of a ``max_nodes`` graph (when there is a choice) and every forward edge."""
+        if self.max_nodes is None:
+            raise NotImplementedError(f"space {self.name} has no fixed size; override decisions()")
+        n = self.max_nodes
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        if len(self.ops) > 1:
+            out += [(f"op_{v}", self.ops) for v in range(1, n - 1)]
+        out += [(f"edge_{i}_{j}", (0, 1)) for i in range(n) for j in range(i + 1, n)]
+        return out
+
+    def from_decisions(self, values: Mapping[str, Any]) -> Architecture:
+        """The Architecture of one value per decision; raises ``InvalidArchitecture`` if not in the space."""
+        n = self.max_nodes
+        ops = [INPUT, *(values[f"op_{v}"] if len(self.ops) > 1 else self.ops[0] for v in range(1, n - 1)), OUTPUT]
+        m = np.zeros((n, n), dtype=np.int8)
+        for i in range(n):
+            for j in range(i + 1, n):
+                m[i, j] = values[f"edge_{i}_{j}"]
+        arch = Architecture(ops, m)
+        self.validate(arch)
+        return arch
 
     # ------------------------------------------------------------------ native form
     def from_native(self, native: Any) -> Architecture:

@@ -8,7 +8,7 @@ L+1 the output; the chain edge k -> k+1 is always there; bit j of layer k adds t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,8 @@ class EnasMacro(SearchSpace):
         self._chain = chain
         # skip edges j -> k+1 (j < k) between the input/layer vertices, in layer-list bit order
         self._skip_edges = [(j, k + 1) for k in range(self.num_layers) for j in range(k)]
+        # every op / skip-bit combination is valid and distinct
+        self.size = len(OPS) ** self.num_layers * 2 ** len(self._skip_edges)
 
     def options(self) -> dict[str, Any]:
         return {"num_layers": self.num_layers}
@@ -85,6 +87,20 @@ class EnasMacro(SearchSpace):
     def hash(self, arch: Architecture) -> str:
         arch = self._checked(arch)
         return " ".join(str(v) for layer in self._layers(arch) for v in layer)
+
+    def decisions(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The op of every layer and every skip bit (``skip_{j}_{v}``: edge j -> v)."""
+        return [(f"op_{k + 1}", OPS) for k in range(self.num_layers)] + [
+            (f"skip_{j}_{v}", (0, 1)) for j, v in self._skip_edges
+        ]
+
+    def from_decisions(self, values: Mapping[str, Any]) -> Architecture:
+        index = {op: i for i, op in enumerate(OPS)}
+        try:
+            ops = [index[values[f"op_{k + 1}"]] for k in range(self.num_layers)]
+        except KeyError as exc:
+            raise InvalidArchitecture(f"{self.name}: unknown op {exc.args[0]!r}; ops: {', '.join(OPS)}") from None
+        return self._from_bits(ops, np.array([values[f"skip_{j}_{v}"] for j, v in self._skip_edges], dtype=np.int8))
 
     # ------------------------------------------------------------------ native form
     def from_native(self, native: Sequence[Sequence[int]]) -> Architecture:

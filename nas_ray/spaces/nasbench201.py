@@ -9,7 +9,7 @@ when i = 0); the output takes the op nodes of the edges into cell node 3.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -60,6 +60,7 @@ class NasBench201(SearchSpace):
     ops = OPS
     max_nodes = 8
     max_edges = int(SKELETON.sum())
+    size = NUM_CELLS
 
     def _edge_ops(self, arch: Architecture) -> tuple[str, ...]:
         """The six edge ops in arch-string order; relabelled node orders are mapped back."""
@@ -100,6 +101,17 @@ class NasBench201(SearchSpace):
     def _build(edge_ops: Sequence[str]) -> Architecture:
         # edge_ops come from OPS (callers check), SKELETON is read-only and upper-triangular
         return Architecture._trusted((INPUT, *edge_ops, OUTPUT), SKELETON)
+
+    def decisions(self) -> list[tuple[str, tuple[str, ...]]]:
+        """One op per cell edge: ``edge_{i}_{j}`` for e(i->j)."""
+        return [(f"edge_{i}_{j}", OPS) for i, j in CELL_EDGES]
+
+    def from_decisions(self, values: Mapping[str, str]) -> Architecture:
+        ops = [values[f"edge_{i}_{j}"] for i, j in CELL_EDGES]
+        bad = [o for o in ops if o not in OPS]
+        if bad:
+            raise InvalidArchitecture(f"{self.name}: unknown op {bad[0]!r}; ops: {', '.join(OPS)}")
+        return self._build(ops)
 
     # ------------------------------------------------------------------ native form
     def from_native(self, native: str) -> Architecture:

@@ -19,9 +19,9 @@ def test_builtin_spaces_are_registered() -> None:
 def test_unknown_space_and_options() -> None:
     with pytest.raises(UnknownName, match=r"unknown search space 'nasbench301'; available: .*nasbench101"):
         get_space("nasbench301")
-    with pytest.raises(ValueError, match=r"space 'nasbench201' has no option 'num_layers'; its options: none"):
+    with pytest.raises(ValueError, match=r"search space 'nasbench201' has no option 'num_layers'; its options: none"):
         get_space("nasbench201", num_layers=3)
-    with pytest.raises(ValueError, match=r"space 'enas-macro' has no option 'layers'; its options: num_layers"):
+    with pytest.raises(ValueError, match=r"search space 'enas-macro' has no option 'layers'; its options: num_layers"):
         get_space("enas-macro", layers=3)
 
 
