@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace
+
+
+class Step(NamedTuple):
+    """One reported step of an evaluation: its metrics, and (for resumable evaluators) a state dict
+    of tensors / plain values from which ``iterate(arch, restore=state)`` continues."""
+
+    metrics: dict[str, float]
+    state: dict[str, Any] | None = None
 
 
 class Evaluator(abc.ABC):
@@ -37,6 +46,12 @@ class Evaluator(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, arch: Architecture) -> dict[str, float]:
         """Metrics of ``arch``; must include ``self.metric``."""
+
+    def iterate(self, arch: Architecture, *, restore: Mapping[str, Any] | None = None) -> Iterator[Step]:
+        """Metrics as they become available (a training evaluator yields once per epoch, so Tune
+        schedulers can stop bad trials early); the last step's metrics are the final ones.
+        ``restore`` is a ``Step.state`` from an earlier run of the same architecture."""
+        yield Step(self.evaluate(arch))
 
     def describe(self) -> dict[str, Any]:
         """What this evaluator is, for results files and logs."""

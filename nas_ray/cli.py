@@ -1,0 +1,364 @@
+"""The ``nas-ray`` command line.
+
+    nas-ray search                  # the offline main job: NB101 cells trained on digits, evolution, local Ray
+    nas-ray search --evaluator table:nasbench201:cifar10 --searcher tpe --budget 100 --data-dir DATA
+    nas-ray bench --space nasbench201 --dataset cifar10 --searcher random --searcher evolution --seeds 10
+    nas-ray show results/search/summary.json
+    nas-ray spaces | nas-ray searchers
+
+Bad input prints one line naming the problem and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+SEARCH_DEFAULTS: dict[str, Any] = {
+    "space": None,  # the evaluator's space
+    "searcher": "evolution",
+    "evaluator": "train:digits",
+    "budget": 24,  # 24 trainings of <= 15 s, two at a time on 2 cores: about 3 minutes
+    "seed": 0,
+    "max_concurrent": 2,
+    "data_dir": None,
+    "output": None,  # results/search-<time>
+    "backend": "tune",
+    "address": None,
+    "cpus_per_trial": None,
+    "gpus_per_trial": None,
+    "max_failures": 0,
+    "searcher_option": [],
+    "space_option": [],
+    "import": [],
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and status 2, like every other bad input
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``["population_size=10", "p=0.5"]`` -> dict, values parsed as YAML scalars."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _import_plugins(modules: list[str]) -> None:
+    """Import user modules (names or .py paths) that register their own spaces / searchers."""
+    for spec in modules:
+        if spec.endswith(".py"):
+            path = Path(spec)
+            if not path.is_file():
+                raise UsageError(f"--import: no such file {spec}")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[path.stem] = module
+            module_spec.loader.exec_module(module)
+        else:
+            try:
+                importlib.import_module(spec)
+            except ImportError as exc:
+                raise UsageError(f"--import: cannot import {spec!r}: {exc}") from None
+
+
+def _searcher_arg(name: str) -> str:
+    """``pkg.module:Class`` registers that class under its own ``name`` (or the path)."""
+    if ":" not in name:
+        return name
+    from nas_ray.searchers import register_searcher
+
+    module, _, attr = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot load searcher {name!r}: {exc}") from None
+    register_searcher(name, cls, overwrite=True)
+    return name
+
+
+# ---------------------------------------------------------------------------------- search
+def _load_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"--config: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UsageError(f"--config: {path}{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config: {path} must hold a mapping of options, got {type(data).__name__}")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(SEARCH_DEFAULTS))
+    if unknown:
+        raise UsageError(f"--config: {path}: unknown option {unknown[0]!r}; options: {', '.join(SEARCH_DEFAULTS)}")
+    return data
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    config = {**SEARCH_DEFAULTS, **_load_config(args.config)}
+    for key in SEARCH_DEFAULTS:  # flags given on the command line win over the file
+        value = getattr(args, key, None)
+        if value is not None and value != []:
+            config[key] = value
+    _import_plugins(list(config["import"]))
+    budget = config["budget"]
+    if not isinstance(budget, int) or budget <= 0:
+        raise UsageError(f"--budget must be a positive integer, got {budget!r}")
+    if config["data_dir"] is not None and not Path(config["data_dir"]).exists():
+        raise UsageError(f"--data-dir {config['data_dir']} does not exist")
+    output = Path(config["output"] or f"results/search-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    from nas_ray.search import run
+
+    result = run(
+        evaluator=config["evaluator"],
+        searcher=_searcher_arg(config["searcher"]),
+        space=config["space"],
+        space_options=_key_values(list(config["space_option"]), "--space-option"),
+        searcher_options=_key_values(list(config["searcher_option"]), "--searcher-option"),
+        budget=budget,
+        seed=config["seed"],
+        backend=config["backend"],
+        max_concurrent=config["max_concurrent"],
+        output=output,
+        data_dir=config["data_dir"],
+        address=config["address"],
+        cpus_per_trial=config["cpus_per_trial"],
+        gpus_per_trial=config["gpus_per_trial"],
+        max_failures=config["max_failures"],
+    )
+    _print_summary(result)
+    return 0
+
+
+def _print_summary(result: Any) -> None:
+    s = result.summary
+    t = result.table
+    print(f"\n{s['searcher']} on {s['space']} ({s['backend']} backend): {s['evaluations']} evaluations, "
+          f"{s['failed']} failed, {s['wall_s']:.1f} s")
+    ok = t[t["status"] == "ok"].sort_values("reward", ascending=result.mode == "min").head(5)
+    if len(ok):
+        extra = [c for c in ok.columns if c not in ("query", "trial_id", "searcher", "seed", "space", "hash", "arch",
+                                                    "status", "reward", "wall_s", "error")][:3]
+        header = f"{'rank':>4} {'query':>5} {result.metric:>14} " + " ".join(f"{c:>14}" for c in extra) + "  hash"
+        print(header)
+        for rank, (_, row) in enumerate(ok.iterrows(), start=1):
+            cells = " ".join(f"{row[c]:>14.4g}" for c in extra)
+            print(f"{rank:>4} {int(row['query']):>5} {row['reward']:>14.4g} {cells}  {row['hash'][:16]}")
+    if result.output is not None:
+        print(f"\nresults: {result.output / 'results.csv'}\nplots:   {result.output / 'best_so_far.png'}, "
+              f"{result.output / 'best_architecture.png'}")
+
+
+# ---------------------------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    _import_plugins(args.imports or [])
+    if args.budget <= 0:
+        raise UsageError(f"--budget must be a positive integer, got {args.budget}")
+    if args.seeds <= 0:
+        raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.data_dir is not None and not Path(args.data_dir).exists():
+        raise UsageError(f"--data-dir {args.data_dir} does not exist")
+    from nas_ray.bench import print_bench, run_bench
+
+    searchers = [_searcher_arg(s) for s in (args.searcher or ["random", "evolution", "tpe"])]
+    report = run_bench(
+        space=args.space,
+        dataset=args.dataset,
+        evaluator=args.evaluator,
+        searchers=searchers,
+        seeds=args.seeds,
+        budget=args.budget,
+        data_dir=args.data_dir,
+        searcher_options=_key_values(args.searcher_option or [], "--searcher-option"),
+        progress=not args.quiet,
+    )
+    print_bench(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report["json"], indent=2))
+        print(f"wrote {args.json}")
+    plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
+    if plot:
+        from nas_ray.bench import plot_bench
+
+        plot_bench(report, plot)
+        print(f"wrote {plot}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- show
+def cmd_show(args: argparse.Namespace) -> int:
+    from nas_ray import Architecture, get_space
+
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / "summary.json"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"show: cannot read {args.path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"show: {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    space_name = args.space
+    if isinstance(data, dict) and "best" in data and isinstance(data.get("best"), dict):
+        space_name = space_name or data.get("space")
+        print(f"best of {data.get('searcher')} on {data.get('space')}: {data['metric']} = {data['best']['reward']:.6g}")
+        data = data["best"]["arch"]
+    arch = Architecture.from_dict(data)
+    print(f"{arch.num_nodes} nodes, {arch.num_edges} edges")
+    for v, op in enumerate(arch.ops):
+        succ = arch.successors(v)
+        print(f"  {v:>2} {op:<22} -> {', '.join(map(str, succ)) if succ else '(none)'}")
+    if space_name:
+        space = get_space(space_name)
+        space.validate(arch)
+        print(f"space {space.name}: valid, hash {space.hash(arch)}")
+        native = space.to_native(arch)
+        if not isinstance(native, dict):
+            print(f"native form: {native}")
+    if args.png:
+        from nas_ray.plots import draw_architecture
+
+        draw_architecture(arch, args.png)
+        print(f"wrote {args.png}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- listings
+def _first_line(obj: Any) -> str:
+    """The first sentence of a docstring (which may wrap over lines)."""
+    paragraph = " ".join((obj.__doc__ or "").strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".").replace("``", "")
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from nas_ray.spaces import SPACES
+
+    for name in SPACES.names():
+        space = SPACES.create(name)
+        options = ", ".join(f"{k}={v}" for k, v in space.options().items())
+        print(f"{name:<14} {_first_line(type(space))}" + (f"  [options: {options}]" if options else ""))
+    return 0
+
+
+def cmd_searchers(args: argparse.Namespace) -> int:
+    from nas_ray.searchers import SEARCHERS
+
+    for name in SEARCHERS.names():
+        print(f"{name:<12} {_first_line(SEARCHERS.get(name))}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nas-ray", description="Graph-based neural architecture search on Ray.")
+    parser.add_argument("--version", action="version", version="nas-ray 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("search", help="run a search (defaults: the offline main job)",
+                       description="Run a search. With no arguments: NAS-Bench-101 cells trained on scikit-learn's "
+                       "digits, regularized evolution, on a local Ray. Flags override --config.")
+    s.add_argument("--config", help="YAML file with any of the options below (underscored names)")
+    s.add_argument("--space", help="search space (default: the evaluator's); see `nas-ray spaces`")
+    s.add_argument("--space-option", action="append", metavar="KEY=VALUE", help="e.g. num_layers=12")
+    s.add_argument("--searcher", help="registered name or module:Class (default evolution); see `nas-ray searchers`")
+    s.add_argument("--searcher-option", action="append", metavar="KEY=VALUE", help="e.g. population_size=10")
+    s.add_argument("--evaluator", help="train:digits (default) or table:<benchmark>[:<dataset>], "
+                   "e.g. table:nasbench201:cifar10")
+    s.add_argument("--budget", type=int, help="unique architectures to evaluate (default 24)")
+    s.add_argument("--seed", type=int, help="searcher seed (default 0)")
+    s.add_argument("--max-concurrent", type=int, help="trials at a time (default 2)")
+    s.add_argument("--data-dir", help="benchmark data folder (default $NAS_RAY_DATA)")
+    s.add_argument("--output", help="results folder (default results/search-<time>)")
+    s.add_argument("--backend", choices=["tune", "local"], help="tune (default) or local (in-process, no Ray)")
+    s.add_argument("--address", help="join a Ray cluster: auto (inside ray submit) or ray://host:10001")
+    s.add_argument("--cpus-per-trial", type=float)
+    s.add_argument("--gpus-per-trial", type=float, help="fractions pack trials onto one card (0.5: two per GPU)")
+    s.add_argument("--max-failures", type=int, help="retries of a failed trial (default 0)")
+    s.add_argument("--import", dest="import", action="append", metavar="MODULE",
+                   help="import a module or .py file that registers your own spaces/searchers")
+    s.set_defaults(func=cmd_search)
+
+    b = sub.add_parser("bench", help="compare searchers on a benchmark table, in-process",
+                       description="Several searchers x seeds on a tabular benchmark; prints mean +- std of the "
+                       "reported metric of the best-reward architecture.")
+    b.add_argument("--space", default="nasbench201")
+    b.add_argument("--dataset", default="cifar10", help="NB201: cifar10, cifar100 or imagenet16-120")
+    b.add_argument("--evaluator", help="override the table, e.g. table:enas6")
+    b.add_argument("--searcher", action="append", help="repeat for several (default: random, evolution, tpe)")
+    b.add_argument("--searcher-option", action="append", metavar="KEY=VALUE")
+    b.add_argument("--budget", type=int, default=100)
+    b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per searcher")
+    b.add_argument("--data-dir")
+    b.add_argument("--json", help="write summary and runs here")
+    b.add_argument("--plot", help="PNG of the mean best-so-far curves (default: next to --json)")
+    b.add_argument("--quiet", action="store_true", help="no line per run")
+    b.add_argument("--import", dest="imports", action="append", metavar="MODULE")
+    b.set_defaults(func=cmd_bench)
+
+    w = sub.add_parser("show", help="print (and draw) an architecture from a JSON file or a results folder")
+    w.add_argument("path", help='architecture JSON {"ops": [...], "matrix": [[...]]}, summary.json or its folder')
+    w.add_argument("--space", help="check it against this space and print its hash and native form")
+    w.add_argument("--png", help="draw it to this PNG")
+    w.set_defaults(func=cmd_show)
+
+    sub.add_parser("spaces", help="list search spaces").set_defaults(func=cmd_spaces)
+    sub.add_parser("searchers", help="list searchers").set_defaults(func=cmd_searchers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+        return args.func(args)
+    except UsageError as exc:
+        print(f"nas-ray: error: {exc}" if not str(exc).startswith("nas-ray") else f"{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nas-ray: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        from nas_ray.errors import NasRayError
+
+        if isinstance(exc, (NasRayError, ValueError, KeyError, TypeError)) and not os.environ.get("NAS_RAY_DEBUG"):
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"nas-ray: error: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

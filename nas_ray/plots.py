@@ -1,0 +1,106 @@
+"""PNG plots: best-so-far curves and drawings of architectures (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nas_ray.graph import Architecture
+
+
+def _pyplot():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_best_so_far(
+    rewards: Sequence[float], path: str | Path, *, mode: str = "max", metric: str = "reward", title: str = ""
+) -> Path:
+    """Each evaluation's value as a dot and the running best as a line."""
+    from nas_ray.search.results import best_so_far
+
+    plt = _pyplot()
+    r = np.asarray(rewards, dtype=np.float64)
+    x = np.arange(1, len(r) + 1)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ok = ~np.isnan(r)
+    ax.scatter(x[ok], r[ok], s=10, alpha=0.45, color="tab:gray", label="evaluation")
+    if (~ok).any():
+        lo = np.nanmin(r) if ok.any() else 0.0
+        ax.scatter(x[~ok], np.full((~ok).sum(), lo), marker="x", color="tab:red", s=18, label="failed")
+    ax.step(x, best_so_far(r, mode), where="post", color="tab:blue", linewidth=2, label="best so far")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"best {metric} so far")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right" if mode == "max" else "upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_curves(
+    curves: Mapping[str, np.ndarray], path: str | Path, *, ylabel: str, title: str = "", anchors: Mapping[str, float] | None = None
+) -> Path:
+    """Mean best-so-far curve per searcher (``curves[name]`` is runs x queries) with a +-1 std band."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for name, runs in curves.items():
+        runs = np.asarray(runs, dtype=np.float64)
+        x = np.arange(1, runs.shape[1] + 1)
+        mean, std = np.nanmean(runs, axis=0), np.nanstd(runs, axis=0)
+        (line,) = ax.plot(x, mean, linewidth=2, label=f"{name} (n={runs.shape[0]})")
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    for label, value in (anchors or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="black", alpha=0.6)
+        ax.annotate(label, (1, value), fontsize=8, va="bottom")
+    ax.set_xlabel("queries")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def _layers(arch: Architecture) -> list[int]:
+    """Longest-path depth of each node (nodes are in topological order)."""
+    depth = [0] * arch.num_nodes
+    for v in range(arch.num_nodes):
+        preds = arch.predecessors(v)
+        depth[v] = 1 + max((depth[u] for u in preds), default=-1)
+    return depth
+
+
+def draw_architecture(arch: Architecture, path: str | Path, *, title: str = "") -> Path:
+    """The DAG left to right by depth, each node labelled with its op."""
+    import networkx as nx
+
+    plt = _pyplot()
+    g = arch.to_networkx()
+    for v, d in enumerate(_layers(arch)):
+        g.nodes[v]["layer"] = d
+    pos = nx.multipartite_layout(g, subset_key="layer")
+    width = max(6.0, 1.6 * (max(_layers(arch)) + 1))
+    fig, ax = plt.subplots(figsize=(min(width, 30), 4.5), dpi=110)
+    colours = ["#9ecae1" if op in ("input", "output") else "#fdd0a2" for op in arch.ops]
+    nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowsize=12, edge_color="#555555", node_size=1600,
+                           connectionstyle="arc3,rad=0.08")
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colours, node_size=1600, edgecolors="#333333")
+    labels = {v: op.replace("-bn-relu", "").replace("_", "\n", 1) for v, op in enumerate(arch.ops)}
+    nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
+    ax.set_title(title)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,217 @@
+"""The search loop: a searcher proposes, an evaluator scores, on Ray Tune or in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nas_ray.evaluators.base import Evaluator
+from nas_ray.graph import Architecture
+from nas_ray.search.results import SearchResult, make_row, summarize
+from nas_ray.spaces import SearchSpace, get_space
+
+BACKENDS = ("local", "tune")
+RowCallback = Callable[[dict[str, Any]], None]
+
+
+def run(
+    *,
+    evaluator: Evaluator | str,
+    searcher: Any = "evolution",
+    space: SearchSpace | str | None = None,
+    budget: int = 100,
+    seed: int = 0,
+    backend: str = "local",
+    max_concurrent: int = 1,
+    output: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    address: str | None = None,
+    cpus_per_trial: float | None = None,
+    gpus_per_trial: float | None = None,
+    max_failures: int = 0,
+    searcher_options: Mapping[str, Any] | None = None,
+    space_options: Mapping[str, Any] | None = None,
+    progress: bool | RowCallback = True,
+    name: str = "search",
+) -> SearchResult:
+    """Search ``budget`` unique architectures and return the results table.
+
+    ``evaluator`` is an Evaluator or a spec such as ``"table:nasbench201:cifar10"`` or
+    ``"train:digits"``; ``searcher`` a registered name (``"random"``, ``"evolution"``, ``"tpe"``, ...)
+    or an ``ArchitectureSearcher``; ``space`` defaults to the evaluator's. ``backend="tune"`` runs
+    each evaluation as a Ray Tune trial (a local Ray unless ``address`` names a cluster), ``"local"``
+    in this process without Ray. With one trial at a time and the same seed both produce the same
+    sequence of architectures. With ``output``, writes ``results.csv``, ``summary.json``,
+    ``best_so_far.png`` and ``best_architecture.png`` there (and Tune's run directory under it).
+    """
+    from nas_ray.evaluators.specs import get_evaluator
+    from nas_ray.searchers import get_searcher
+    from nas_ray.searchers.base import ArchitectureSearcher
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+    if not isinstance(budget, int) or budget <= 0:
+        raise ValueError(f"budget must be a positive number of architectures, got {budget!r}")
+    if not isinstance(max_concurrent, int) or max_concurrent < 1:
+        raise ValueError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
+    evaluator = get_evaluator(evaluator, data_dir=data_dir) if isinstance(evaluator, str) else evaluator
+    if space is None:
+        space_obj = evaluator.space
+    else:
+        space_obj = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
+        if (space_obj.name, space_obj.options()) != (evaluator.space.name, evaluator.space.options()):
+            raise ValueError(
+                f"the evaluator scores {evaluator.space!r} architectures, not {space_obj!r}: "
+                "pick an evaluator of that space or leave the space out"
+            )
+    if isinstance(searcher, ArchitectureSearcher):
+        search_alg = searcher
+        search_alg.set_search_properties(evaluator.metric, evaluator.mode, {})
+    else:
+        search_alg = get_searcher(
+            searcher, space_obj, seed=seed, metric=evaluator.metric, mode=evaluator.mode, **dict(searcher_options or {})
+        )
+    searcher_name = search_alg.name or type(search_alg).__name__
+    out = Path(output) if output is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    report = _progress_printer(budget, evaluator, searcher_name) if progress is True else (progress or None)
+    rows: list[dict[str, Any]] = []
+
+    def on_row(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if report:
+            report(row)
+
+    common = {"searcher": searcher_name, "seed": seed, "space": space_obj.name, "metric": evaluator.metric}
+    started = time.perf_counter()
+    if backend == "local":
+        run_local(search_alg, evaluator, budget, max_concurrent=max_concurrent, on_row=on_row, **common)
+    else:
+        from nas_ray.search.tune_backend import run_tune
+
+        run_tune(
+            search_alg, evaluator, budget, max_concurrent=max_concurrent, on_row=on_row, storage=out, name=name,
+            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+            max_failures=max_failures, **common,
+        )
+    elapsed = time.perf_counter() - started
+
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    if len(table):
+        table = table.sort_values("query", kind="stable").reset_index(drop=True)
+    result = SearchResult(table, evaluator.metric, evaluator.mode, out)
+    result.summary = summarize(
+        result,
+        {**common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent,
+         "evaluator": evaluator.describe(), "wall_s": elapsed},
+    )
+    if out is not None:
+        write_outputs(result)
+    return result
+
+
+def run_local(
+    search_alg: Any,
+    evaluator: Evaluator,
+    budget: int,
+    *,
+    max_concurrent: int = 1,
+    on_row: RowCallback,
+    searcher: str,
+    seed: int | None,
+    space: str,
+    metric: str,
+) -> None:
+    """In-process loop: up to ``max_concurrent`` proposals are outstanding, evaluated oldest first
+    (so a concurrency limit affects the searcher as it would on Tune)."""
+    from ray.tune.search import Searcher
+
+    queue: deque[tuple[str, dict[str, Any]]] = deque()
+    proposed, finished = 0, False
+    while queue or (proposed < budget and not finished):
+        while not finished and proposed < budget and len(queue) < max_concurrent:
+            trial_id = f"{proposed:05d}"
+            config = search_alg.suggest(trial_id)
+            if config is Searcher.FINISHED:
+                finished = True
+            elif config is None:
+                if not queue:
+                    raise RuntimeError(f"{searcher}: suggest() returned None with no trial running")
+                break
+            else:
+                queue.append((trial_id, config))
+                proposed += 1
+        if not queue:
+            break
+        trial_id, config = queue.popleft()
+        arch = Architecture.from_dict(config["arch"])
+        start = time.perf_counter()
+        metrics: dict[str, Any] | None = None
+        error = None
+        try:
+            for step in evaluator.iterate(arch):
+                metrics = step.metrics
+                search_alg.on_trial_result(trial_id, metrics)
+        except Exception as exc:  # noqa: BLE001 - a failed evaluation is a failed trial, as on Tune
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None and metrics is not None:
+            search_alg.on_trial_complete(trial_id, metrics)
+        else:
+            search_alg.on_trial_complete(trial_id, None, error=True)
+        on_row(
+            make_row(
+                query=int(trial_id), trial_id=trial_id, searcher=searcher, seed=seed, space=space,
+                arch_hash=evaluator.space.hash(arch), arch=arch, metric=metric,
+                metrics=metrics if error is None else None, wall_s=time.perf_counter() - start, error=error,
+            )
+        )
+
+
+def write_outputs(result: SearchResult) -> None:
+    """results.csv, summary.json and the two PNGs into ``result.output``."""
+    from nas_ray.plots import draw_architecture, plot_best_so_far
+
+    out = result.output
+    result.table.to_csv(out / "results.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=float))
+    if len(result.table):
+        s = result.summary
+        plot_best_so_far(
+            result.table["reward"].to_numpy(), out / "best_so_far.png", mode=result.mode, metric=result.metric,
+            title=f"{s['searcher']} on {s['space']} (seed {s['seed']})",
+        )
+    best = result.best_arch
+    if best is not None:
+        draw_architecture(best, out / "best_architecture.png",
+                          title=f"best: {result.metric} = {result.best_row['reward']:.4g}")
+
+
+def _progress_printer(budget: int, evaluator: Evaluator, searcher: str) -> RowCallback:
+    """A line per finished evaluation with the best so far, on stderr."""
+    best: list[float] = []
+    width = len(str(budget))
+
+    def report(row: dict[str, Any]) -> None:
+        value = row["reward"]
+        if row["status"] == "ok" and (not best or (value > best[0] if evaluator.mode == "max" else value < best[0])):
+            best[:] = [value]
+        shown = f"{value:.4g}" if row["status"] == "ok" else "failed"
+        top = f"{best[0]:.4g}" if best else "-"
+        print(
+            f"[{row['query'] + 1:>{width}}/{budget}] {searcher}: {evaluator.metric} {shown:>8}   best {top:>8}   "
+            f"({row['wall_s']:.2f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return report

@@ -1,0 +1,137 @@
+"""Running a search on Ray Tune: one trial per architecture (TUNE.md has the measured pitfalls)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nas_ray.evaluators.base import Evaluator
+from nas_ray.graph import Architecture
+from nas_ray.search.results import make_row
+
+STATE_FILE = "evaluator_state.pt"
+# what Tune adds to every result; the results table keeps only what the evaluator reported
+TUNE_KEYS = frozenset({
+    "timestamp", "training_iteration", "time_this_iter_s", "time_total_s", "pid", "time_since_restore",
+    "iterations_since_restore", "done", "trial_id", "date", "hostname", "node_ip", "experiment_tag",
+    "checkpoint_dir_name", "should_checkpoint", "config",
+})
+
+
+def evaluate_trial(config: dict[str, Any], evaluator: Evaluator) -> None:
+    """The Tune function trainable: evaluates ``config["arch"]``, reporting every step (so
+    schedulers such as ASHA can stop it early) with a checkpoint when the evaluator can resume."""
+    from ray import tune
+
+    arch = Architecture.from_dict(config["arch"])
+    restore = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a retry or a resumed run: continue from the last registered step
+        import torch
+
+        with checkpoint.as_directory() as d:
+            restore = torch.load(os.path.join(d, STATE_FILE), weights_only=True)
+    start = time.perf_counter()
+    for step in evaluator.iterate(arch, restore=restore):
+        metrics = {**step.metrics, "eval_seconds": time.perf_counter() - start}
+        if step.state is None:
+            tune.report(metrics)
+            continue
+        import torch
+
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(step.state, os.path.join(d, STATE_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def ensure_ray(address: str | None) -> None:
+    """Join ``address`` (``"auto"`` inside ``ray submit`` / a Ray job, ``ray://host:10001``) or start
+    a local Ray with its dashboard on 127.0.0.1."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, logging_level="WARNING")
+    else:
+        ray.init(dashboard_host="127.0.0.1", logging_level="WARNING", include_dashboard=False)
+
+
+def run_tune(
+    search_alg: Any,
+    evaluator: Evaluator,
+    budget: int,
+    *,
+    max_concurrent: int,
+    on_row: Any,
+    storage: Path | None,
+    name: str,
+    address: str | None,
+    cpus_per_trial: float | None,
+    gpus_per_trial: float | None,
+    max_failures: int,
+    searcher: str,
+    seed: int | None,
+    space: str,
+    metric: str,
+) -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no banner; nas-ray prints its own progress
+    from ray import tune
+
+    ensure_ray(address)
+    resources = dict(evaluator.resources)
+    if cpus_per_trial is not None:
+        resources["cpu"] = float(cpus_per_trial)
+    if gpus_per_trial is not None:
+        resources["gpu"] = float(gpus_per_trial)
+    trainable = tune.with_resources(tune.with_parameters(evaluate_trial, evaluator=evaluator), resources)
+
+    order: dict[str, int] = {}
+
+    class Rows(tune.Callback):
+        """Turns finished trials into results rows, in the order the searcher proposed them."""
+
+        def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001, ANN201
+            order.setdefault(trial.trial_id, len(order))
+
+        def _row(self, trial, error: str | None) -> None:  # noqa: ANN001
+            arch = Architecture.from_dict(trial.config["arch"])
+            result = {k: v for k, v in (trial.last_result or {}).items() if k not in TUNE_KEYS}
+            on_row(
+                make_row(
+                    query=order.setdefault(trial.trial_id, len(order)), trial_id=trial.trial_id, searcher=searcher,
+                    seed=seed, space=space, arch_hash=evaluator.space.hash(arch), arch=arch, metric=metric,
+                    metrics=None if error else result, wall_s=float(result.get("eval_seconds", 0.0)), error=error,
+                )
+            )
+
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001, ANN201
+            self._row(trial, None)
+
+        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001, ANN201
+            self._row(trial, f"trial failed: see {trial.local_path or trial.trial_id}/error.txt")
+
+    storage_path = str((storage or Path(tempfile.mkdtemp(prefix="nas-ray-"))).resolve())
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg,
+            num_samples=budget,
+            max_concurrent_trials=max_concurrent,
+            metric=metric,
+            mode=evaluator.mode,
+            reuse_actors=True,  # ~50x less per-trial overhead (TUNE.md §5)
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[Rows()],
+            verbose=0,
+        ),
+    )
+    tuner.fit()
