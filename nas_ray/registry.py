@@ -50,15 +50,27 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **options: Any) -> T:
         """An instance of ``name`` built with ``options``; an option it does not take is named."""
         cls = self.get(name)
-        signature = inspect.signature(cls)
-        try:
-            signature.bind(*args, **options)
-        except TypeError as exc:
-            takes = [p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-            unknown = [k for k in options if k not in takes]
+        takes = _options(cls)
+        if takes is not None:
+            unknown = [k for k in options if k not in takes[len(args):]]
             if unknown:
                 raise ValueError(
                     f"{self.kind} {name!r} has no option {unknown[0]!r}; its options: {', '.join(takes[len(args):]) or 'none'}"
-                ) from None
-            raise ValueError(f"{self.kind} {name!r}: {exc}") from None
+                )
         return cls(*args, **options)
+
+
+def _options(cls: type) -> list[str] | None:
+    """Keyword names ``cls(...)`` accepts, following ``**kwargs`` up the base classes' ``__init__``
+    (as subclasses forward them); None if that cannot be known."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object:
+            return names
+        if "__init__" not in klass.__dict__:
+            continue
+        params = list(inspect.signature(klass.__dict__["__init__"]).parameters.values())[1:]
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
