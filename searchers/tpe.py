@@ -15,8 +15,10 @@ class TPESearch(ArchitectureSearcher):
 
     Each proposal asks Optuna for one value per decision of the space (``space.decisions()``: ops and
     edges) and builds the architecture with ``space.from_decisions``. Decision vectors that are not
-    in the space are told to Optuna as failed; vectors whose architecture was already evaluated are
-    told that architecture's score without evaluating it again; failed evaluations are told as failed.
+    in the space, and those whose architecture was already proposed, are told to Optuna as failed
+    (ignored by its model). After ``max_retries`` such repeats in a row (TPE has converged) the base
+    class draws an unseen architecture uniformly; its result is added to the study as a completed
+    trial, so TPE learns from it too. Failed evaluations are told as failed.
 
     >>> from nas_ray.searchers import TPESearch
     >>> s = TPESearch("nasbench201", seed=0, n_startup_trials=10)
@@ -30,11 +32,12 @@ class TPESearch(ArchitectureSearcher):
         *,
         n_startup_trials: int = 10,  # Optuna's default: random proposals before the model is used
         multivariate: bool = False,  # Optuna's default (independent TPE per decision)
-        **kwargs,  # noqa: ANN003 - metric, mode, seed, max_retries of the base
+        max_retries: int = 3,  # repeated proposals before a uniform draw; each repeat costs an Optuna ask
+        **kwargs,  # noqa: ANN003 - metric, mode, seed of the base
     ) -> None:
         import optuna
 
-        super().__init__(space, **kwargs)
+        super().__init__(space, max_retries=max_retries, **kwargs)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(
             seed=self.seed, n_startup_trials=n_startup_trials, multivariate=multivariate
@@ -42,7 +45,6 @@ class TPESearch(ArchitectureSearcher):
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.decision_space = self.space.decisions()
         self.asked: dict[str, Any] = {}  # arch hash -> optuna trial awaiting its score
-        self.scores: dict[str, float] = {}  # arch hash -> score of completed evaluations
         self.invalid_asks = 0
         self.max_invalid_asks = 50
         self.pending_ask: tuple[Any, Architecture] | None = None  # the ask behind the last proposal
@@ -72,10 +74,9 @@ class TPESearch(ArchitectureSearcher):
             return
         trial, _ = self.pending_ask
         self.pending_ask = None
-        if arch_hash in self.scores:  # already evaluated: teach TPE its score without evaluating again
-            self.study.tell(trial, self.scores[arch_hash])
-        else:  # running or failed: nothing to learn yet
-            self.study.tell(trial, state=TrialState.FAIL)
+        # Told as failed even when its score is known: a converged TPE repeats itself often, and
+        # each repeat told as a result would grow the study (and every later ask's cost) without limit.
+        self.study.tell(trial, state=TrialState.FAIL)
 
     def _accepted(self, arch: Architecture, arch_hash: str) -> None:
         if self.pending_ask is not None:
@@ -83,10 +84,16 @@ class TPESearch(ArchitectureSearcher):
             self.pending_ask = None
 
     def _observe(self, arch: Architecture, arch_hash: str, score: float) -> None:
-        self.scores[arch_hash] = score
+        import optuna
+
         trial = self.asked.pop(arch_hash, None)
         if trial is not None:
             self.study.tell(trial, score)
+            return
+        values = self.space.to_decisions(arch)  # a uniform draw of the base class: add it to the study
+        if values is not None:
+            distributions = {n: optuna.distributions.CategoricalDistribution(c) for n, c in self.decision_space}
+            self.study.add_trial(optuna.trial.create_trial(params=values, distributions=distributions, value=score))
 
     def _observe_failure(self, arch: Architecture, arch_hash: str) -> None:
         from optuna.trial import TrialState

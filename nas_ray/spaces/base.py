@@ -167,6 +167,18 @@ class SearchSpace(abc.ABC):
         self.validate(arch)
         return arch
 
+    def to_decisions(self, arch: Architecture) -> dict[str, Any] | None:
+        """The decision values of ``arch`` (inverse of ``from_decisions``), or None if ``arch`` has no
+        such form (e.g. a pruned cell smaller than ``max_nodes``)."""
+        n = self.max_nodes
+        if n is None or arch.num_nodes != n:
+            return None
+        values: dict[str, Any] = {}
+        if len(self.ops) > 1:
+            values.update({f"op_{v}": arch.ops[v] for v in range(1, n - 1)})
+        values.update({f"edge_{i}_{j}": int(arch.matrix[i, j]) for i in range(n) for j in range(i + 1, n)})
+        return values
+
     # ------------------------------------------------------------------ native form
     def from_native(self, native: Any) -> Architecture:
         """The space's own form -> Architecture. Default: the JSON dict ``{"ops", "matrix"}``."""

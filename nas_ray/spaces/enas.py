@@ -102,6 +102,12 @@ class EnasMacro(SearchSpace):
             raise InvalidArchitecture(f"{self.name}: unknown op {exc.args[0]!r}; ops: {', '.join(OPS)}") from None
         return self._from_bits(ops, np.array([values[f"skip_{j}_{v}"] for j, v in self._skip_edges], dtype=np.int8))
 
+    def to_decisions(self, arch: Architecture) -> dict[str, Any]:
+        arch = self._checked(arch)
+        values: dict[str, Any] = {f"op_{k + 1}": arch.ops[k + 1] for k in range(self.num_layers)}
+        values.update({f"skip_{j}_{v}": int(arch.matrix[j, v]) for j, v in self._skip_edges})
+        return values
+
     # ------------------------------------------------------------------ native form
     def from_native(self, native: Sequence[Sequence[int]]) -> Architecture:
         """The layer list ``[[t0], [t1, b0], [t2, b0, b1], ...]`` (D-VAE's ENAS encoding)."""

@@ -113,6 +113,9 @@ class NasBench201(SearchSpace):
             raise InvalidArchitecture(f"{self.name}: unknown op {bad[0]!r}; ops: {', '.join(OPS)}")
         return self._build(ops)
 
+    def to_decisions(self, arch: Architecture) -> dict[str, str]:
+        return {f"edge_{i}_{j}": op for (i, j), op in zip(CELL_EDGES, self._edge_ops(arch))}
+
     # ------------------------------------------------------------------ native form
     def from_native(self, native: str) -> Architecture:
         """Parse an official arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
