@@ -167,8 +167,9 @@ def _print_summary(result: Any) -> None:
           f"{s['failed']} failed, {s['wall_s']:.1f} s")
     ok = t[t["status"] == "ok"].sort_values("reward", ascending=result.mode == "min").head(5)
     if len(ok):
-        extra = [c for c in ok.columns if c not in ("query", "trial_id", "searcher", "seed", "space", "hash", "arch",
-                                                    "status", "reward", "wall_s", "error")][:3]
+        skip = {"query", "trial_id", "searcher", "seed", "space", "hash", "arch", "status", "reward", "wall_s",
+                "error", result.metric}
+        extra = [c for c in ok.columns if c not in skip and ok[c].notna().all()][:3]
         header = f"{'rank':>4} {'query':>5} {result.metric:>14} " + " ".join(f"{c:>14}" for c in extra) + "  hash"
         print(header)
         for rank, (_, row) in enumerate(ok.iterrows(), start=1):

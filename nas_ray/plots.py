@@ -51,21 +51,30 @@ def plot_curves(
 ) -> Path:
     """Mean best-so-far curve per searcher (``curves[name]`` is runs x queries) with a +-1 std band."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    lows, highs = [], []
     for name, runs in curves.items():
         runs = np.asarray(runs, dtype=np.float64)
         x = np.arange(1, runs.shape[1] + 1)
         mean, std = np.nanmean(runs, axis=0), np.nanstd(runs, axis=0)
         (line,) = ax.plot(x, mean, linewidth=2, label=f"{name} (n={runs.shape[0]})")
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    for label, value in (anchors or {}).items():
-        ax.axhline(value, linestyle="--", linewidth=1, color="black", alpha=0.6)
-        ax.annotate(label, (1, value), fontsize=8, va="bottom")
+        start = max(1, runs.shape[1] // 10)  # the first tenth of a search is far below the rest: leave it out of view
+        lows.append(np.nanmin((mean - std)[start:]))
+        highs.append(np.nanmax((mean + std)[start:]))
+    styles = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
+    for k, (label, value) in enumerate((anchors or {}).items()):
+        ax.axhline(value, linestyle=styles[k % len(styles)], linewidth=1.2, color="black", alpha=0.7, label=label)
+        lows.append(value)
+        highs.append(value)
+    if lows:
+        span = max(highs) - min(lows) or 1.0
+        ax.set_ylim(min(lows) - 0.1 * span, max(highs) + 0.1 * span)
     ax.set_xlabel("queries")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

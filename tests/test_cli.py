@@ -123,3 +123,25 @@ def test_console_script_help_is_fast_and_errors_exit_2() -> None:
     assert elapsed < 5  # the < 1 s figure is measured in benchmarks/, not asserted on a shared machine
     bad = subprocess.run([sys.executable, "-m", "nas_ray.cli", "search", "--budget", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == "nas-ray: error: --budget must be a positive integer, got 0"
+
+
+@pytest.mark.slow
+def test_main_job_defaults_on_tune_with_digits(capsys, tmp_path: Path) -> None:  # noqa: ANN001
+    """The default main job (digits training, evolution, local Ray), cut to 3 architectures."""
+    import ray
+
+    try:
+        assert main(["search", "--budget", "3", "--output", str(tmp_path)]) == 0
+    finally:
+        ray.shutdown()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["backend"] == "tune" and summary["space"] == "nasbench101" and summary["searcher"] == "evolution"
+    assert summary["evaluations"] == 3 and summary["failed"] == 0
+    assert summary["metric"] == "val_accuracy" and 50 < summary["best"]["reward"] <= 100
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert {"val_accuracy", "train_loss", "epoch", "params"} <= set(table.columns)
+    assert (table["epoch"] == 8).all()  # the final row is the last of the 8 epochs
+    assert (tmp_path / "best_architecture.png").is_file()
+    assert list((tmp_path / "search").glob("*/checkpoint_*"))  # per-epoch checkpoints were registered

@@ -79,6 +79,8 @@ def run_tune(
     metric: str,
 ) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no banner; nas-ray prints its own progress
+    # one checkpoint kept per trial forces a snapshot per checkpoint, which Tune warns about each time
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
 
     ensure_ray(address)
@@ -124,6 +126,7 @@ def run_tune(
             metric=metric,
             mode=evaluator.mode,
             reuse_actors=True,  # ~50x less per-trial overhead (TUNE.md §5)
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",  # not the whole matrix
         ),
         run_config=tune.RunConfig(
             name=name,

@@ -268,13 +268,7 @@ def test_import_does_not_import_torch() -> None:
 
 
 @pytest.mark.slow
-def test_full_default_evaluation_is_accurate_and_fast() -> None:
-    """The embedded default: 8 epochs on all 1,437 training images, within the 15 s budget."""
-    import time
-
-    ev = DigitsEvaluator()
-    ev.datasets()
-    start = time.perf_counter()
-    metrics = ev.evaluate(CELL)
-    assert time.perf_counter() - start < 15
+def test_full_default_evaluation_is_accurate() -> None:
+    """The embedded default: 8 epochs on all 1,437 training images (its time: benchmarks/digits_eval.py)."""
+    metrics = DigitsEvaluator().evaluate(CELL)
     assert metrics["epoch"] == 8 and metrics["val_accuracy"] > 90.0

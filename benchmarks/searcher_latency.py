@@ -1,0 +1,66 @@
+"""Searcher overhead: seconds per suggest() (and per on_trial_complete()) after 10 / 100 / 1000 results.
+
+    python benchmarks/searcher_latency.py [--space nasbench201] [--searcher random --searcher evolution ...]
+
+Each searcher is fed results of a cheap synthetic score up to each level, then timed over the next
+``--probe`` suggest/complete pairs (median). Prints a table and writes ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from nas_ray import Architecture
+from nas_ray.searchers import available_searchers, get_searcher
+
+
+def score(arch: Architecture) -> float:
+    return float(sum("conv" in op for op in arch.ops) + 0.1 * arch.num_edges)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="nasbench201")
+    parser.add_argument("--searcher", action="append")
+    parser.add_argument("--levels", default="10,100,1000")
+    parser.add_argument("--probe", type=int, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    names = args.searcher or available_searchers()
+    table: dict[str, dict[int, dict[str, float]]] = {}
+    for name in names:
+        searcher = get_searcher(name, args.space, seed=0)
+        done = 0
+        table[name] = {}
+        for level in levels:
+            while done < level:
+                config = searcher.suggest(f"w{done}")
+                searcher.on_trial_complete(f"w{done}", {"reward": score(Architecture.from_dict(config["arch"]))})
+                done += 1
+            suggest_s, complete_s = [], []
+            for i in range(args.probe):
+                t0 = time.perf_counter()
+                config = searcher.suggest(f"p{level}-{i}")
+                t1 = time.perf_counter()
+                searcher.on_trial_complete(f"p{level}-{i}", {"reward": score(Architecture.from_dict(config["arch"]))})
+                t2 = time.perf_counter()
+                suggest_s.append(t1 - t0)
+                complete_s.append(t2 - t1)
+            done += args.probe
+            table[name][level] = {"suggest_ms": 1000 * statistics.median(suggest_s),
+                                  "complete_ms": 1000 * statistics.median(complete_s)}
+    print(f"{args.space}: median ms per call after N results (suggest / on_trial_complete)")
+    print(f"{'searcher':<12}" + "".join(f"{f'N={n}':>22}" for n in levels))
+    for name, row in table.items():
+        print(f"{name:<12}" + "".join(f"{row[n]['suggest_ms']:>12.3f} / {row[n]['complete_ms']:<7.3f}" for n in levels))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()
