@@ -74,9 +74,13 @@ def run(
         search_alg = searcher
         search_alg.set_search_properties(evaluator.metric, evaluator.mode, {})
     else:
-        search_alg = get_searcher(
-            searcher, space_obj, seed=seed, metric=evaluator.metric, mode=evaluator.mode, **dict(searcher_options or {})
-        )
+        options = dict(searcher_options or {})
+        if searcher == "evolution" and "population_size" not in options and budget < 100:
+            # A population of 20 needs ~100 evaluations to evolve at all; smaller budgets get a quarter
+            # of the budget (at least 4) and a tournament of a quarter of that (at least 2).
+            options["population_size"] = max(4, budget // 4)
+            options.setdefault("sample_size", max(2, options["population_size"] // 4))
+        search_alg = get_searcher(searcher, space_obj, seed=seed, metric=evaluator.metric, mode=evaluator.mode, **options)
     searcher_name = search_alg.name or type(search_alg).__name__
     out = Path(output) if output is not None else None
     if out is not None:
