@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -115,12 +114,9 @@ def test_listings(capsys) -> None:  # noqa: ANN001
     assert all(name in out for name in ("random", "evolution", "tpe"))
 
 
-def test_console_script_help_is_fast_and_errors_exit_2() -> None:
-    start = time.perf_counter()
+def test_console_script_help_and_errors_exit_2() -> None:
     done = subprocess.run(["nas-ray", "--help"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    assert done.returncode == 0 and "search" in done.stdout
-    assert elapsed < 5  # the < 1 s figure is measured in benchmarks/, not asserted on a shared machine
+    assert done.returncode == 0 and "search" in done.stdout and "bench" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "nas_ray.cli", "search", "--budget", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == "nas-ray: error: --budget must be a positive integer, got 0"
 
