@@ -3,8 +3,8 @@
     python benchmarks/core_speed.py --data-dir ../shared/data [--json out.json]
 
 Each figure is the median of ``--repeats`` runs in this one process (import times: fresh processes).
-Targets (issue "Core"): ``import nas_ray`` < 0.3 s, >= 20,000 NB201 sample+hash per second,
-NB201 table load < 1 s.
+Targets: ``import nas_ray`` < 0.3 s, ``nas-ray --help`` < 1 s, >= 20,000 NB201 sample+hash per
+second, NB201 table load < 1 s.
 """
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ def main() -> None:
     results: dict[str, object] = {}
     results["import_nas_ray_s"] = import_time("nas_ray", args.repeats)
     print(f"import nas_ray: {results['import_nas_ray_s'] * 1000:.0f} ms (target < 300 ms)")
+    help_times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nas_ray.cli", "--help"], check=True, capture_output=True)
+        help_times.append(time.perf_counter() - t)
+    results["cli_help_s"] = statistics.median(help_times)
+    print(f"nas-ray --help: {results['cli_help_s'] * 1000:.0f} ms wall, interpreter start included (target < 1 s)")
 
     print(f"\n{'space':<26}{'sample/s':>12}{'hash/s':>12}{'sample+hash/s':>16}{'mutate/s':>12}")
     rows = {}
