@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ def evaluate_trial(config: dict[str, Any], evaluator: Evaluator) -> None:
     schedulers such as ASHA can stop it early) with a checkpoint when the evaluator can resume."""
     from ray import tune
 
+    # Ray logs a line per registered checkpoint (one per epoch here); the results table says it all
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     arch = Architecture.from_dict(config["arch"])
     restore = None
     checkpoint = tune.get_checkpoint()
@@ -47,17 +51,20 @@ def evaluate_trial(config: dict[str, Any], evaluator: Evaluator) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def ensure_ray(address: str | None) -> None:
+def ensure_ray(address: str | None, *, announce: bool = False) -> None:
     """Join ``address`` (``"auto"`` inside ``ray submit`` / a Ray job, ``ray://host:10001``) or start
-    a local Ray with its dashboard on 127.0.0.1."""
+    a local Ray whose dashboard listens on 127.0.0.1 only (Ray's token authentication stays on)."""
     import ray
 
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, logging_level="WARNING")
+        context = ray.init(address=address, logging_level="WARNING")
     else:
-        ray.init(dashboard_host="127.0.0.1", logging_level="WARNING", include_dashboard=False)
+        context = ray.init(dashboard_host="127.0.0.1", logging_level="WARNING")
+    url = getattr(context, "dashboard_url", None)
+    if announce and url:
+        print(f"Ray dashboard: http://{url}", file=sys.stderr, flush=True)
 
 
 def run_tune(
@@ -83,7 +90,7 @@ def run_tune(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
 
-    ensure_ray(address)
+    ensure_ray(address, announce=True)
     resources = dict(evaluator.resources)
     if cpus_per_trial is not None:
         resources["cpu"] = float(cpus_per_trial)
