@@ -90,23 +90,44 @@ def _layers(arch: Architecture) -> list[int]:
     return depth
 
 
+def _label(op: str) -> str:
+    """An op name broken to fit a node: 'conv3x3-bn-relu' -> 'conv3x3', 'maxpool3x3' -> 'maxpool\\n3x3'."""
+    op = op.replace("-bn-relu", "")
+    if "_" in op:
+        return op.replace("_", "\n", 1)
+    digit = next((i for i, c in enumerate(op) if c.isdigit()), len(op))
+    return op if len(op) <= 8 or digit in (0, len(op)) else op[:digit] + "\n" + op[digit:]
+
+
 def draw_architecture(arch: Architecture, path: str | Path, *, title: str = "") -> Path:
-    """The DAG left to right by depth, each node labelled with its op."""
+    """The DAG left to right by depth, each node labelled with its op; edges that skip layers arc
+    above or below the rest, more the more layers they skip."""
     import networkx as nx
 
     plt = _pyplot()
     g = arch.to_networkx()
-    for v, d in enumerate(_layers(arch)):
-        g.nodes[v]["layer"] = d
-    pos = nx.multipartite_layout(g, subset_key="layer")
-    width = max(6.0, 1.6 * (max(_layers(arch)) + 1))
-    fig, ax = plt.subplots(figsize=(min(width, 30), 4.5), dpi=110)
+    depth = _layers(arch)
+    rows: dict[int, list[int]] = {}
+    for v, d in enumerate(depth):
+        rows.setdefault(d, []).append(v)
+    pos = {}
+    for d, nodes in rows.items():
+        for k, v in enumerate(nodes):
+            pos[v] = (float(d), (len(nodes) - 1) / 2.0 - k)
+    height = max(len(n) for n in rows.values())
+    fig, ax = plt.subplots(figsize=(min(max(6.0, 1.6 * len(rows)), 30), max(3.5, 1.3 * height + 1.5)), dpi=110)
     colours = ["#9ecae1" if op in ("input", "output") else "#fdd0a2" for op in arch.ops]
-    nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowsize=12, edge_color="#555555", node_size=1600,
-                           connectionstyle="arc3,rad=0.08")
+    for k, (u, v) in enumerate(g.edges):
+        span = depth[v] - depth[u]
+        rad = 0.0 if span <= 1 and pos[u][1] == pos[v][1] else (0.15 + 0.1 * (span - 1)) * (1 if k % 2 else -1)
+        nx.draw_networkx_edges(g, pos, edgelist=[(u, v)], ax=ax, arrows=True, arrowsize=12, edge_color="#555555",
+                               node_size=1600, connectionstyle=f"arc3,rad={rad}")
     nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colours, node_size=1600, edgecolors="#333333")
-    labels = {v: op.replace("-bn-relu", "").replace("_", "\n", 1) for v, op in enumerate(arch.ops)}
+    labels = {v: _label(op) for v, op in enumerate(arch.ops)}
     nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
+    ys = [y for _, y in pos.values()]
+    ax.set_ylim(min(ys) - 1.0, max(ys) + 1.0)
+    ax.set_xlim(-0.6, max(depth) + 0.6)
     ax.set_title(title)
     ax.axis("off")
     fig.tight_layout()

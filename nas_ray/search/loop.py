@@ -113,7 +113,7 @@ def run(
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("query", kind="stable").reset_index(drop=True)
-    result = SearchResult(table, evaluator.metric, evaluator.mode, out)
+    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj)
     result.summary = summarize(
         result,
         {**common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent,
@@ -196,6 +196,8 @@ def write_outputs(result: SearchResult) -> None:
         )
     best = result.best_arch
     if best is not None:
+        if result.space is not None:  # draw what is built: e.g. an NB101 cell without its pruned nodes
+            best = result.space.canonicalize(best)
         draw_architecture(best, out / "best_architecture.png",
                           title=f"best: {result.metric} = {result.best_row['reward']:.4g}")
 

@@ -82,6 +82,7 @@ class SearchResult:
     mode: str
     output: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    space: Any = None  # the SearchSpace searched
 
     @property
     def best_row(self) -> Mapping[str, Any] | None:
