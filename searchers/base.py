@@ -17,6 +17,7 @@ from nas_ray.spaces import SearchSpace, get_space
 logger = logging.getLogger(__name__)
 
 ARCH_KEY = "arch"  # the trial config carries the architecture's JSON dict under this key
+_WAIT, _EXHAUSTED = "wait", "exhausted"  # why _next_unique has no architecture
 _STATE_VERSION = 1
 
 
@@ -105,7 +106,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
             return Searcher.FINISHED
         arch, arch_hash = self._next_unique()
         if arch is None:
-            if arch_hash == "wait":
+            if arch_hash == _WAIT:
                 return None
             self.exhausted = True
             logger.info("%s: every architecture of %s has been proposed", type(self).__name__, self.space.name)
@@ -119,7 +120,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
             arch = self._propose()
             if arch is None:
                 if self.live:
-                    return None, "wait"
+                    return None, _WAIT
                 break  # waiting with nothing running would hang Tune: fall back to uniform draws
             arch_hash = self.space.hash(arch)
             if arch_hash not in self.proposed:
@@ -129,15 +130,14 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         return self._unseen_sample()
 
     def _unseen_sample(self) -> tuple[Architecture | None, str]:
-        size = getattr(self.space, "size", None)
-        if size is not None and len(self.proposed) >= size:
-            return None, "exhausted"
+        if self.space.size is not None and len(self.proposed) >= self.space.size:
+            return None, _EXHAUSTED
         for _ in range(100_000):
             arch = self.space.sample(self.rng)
             arch_hash = self.space.hash(arch)
             if arch_hash not in self.proposed:
                 return arch, arch_hash
-        return None, "exhausted"
+        return None, _EXHAUSTED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Intermediate results are provisional (a retried trial reports again); decisions wait for
