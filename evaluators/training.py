@@ -184,16 +184,16 @@ class TrainingEvaluator(Evaluator):
             model = self.build_model(arch).to(device)
             n_params = self.count_parameters(model)
             optimizer = self._optimizer(model)
-            epoch, rng = 0, torch.get_rng_state()
+            first_epoch, rng = 0, torch.get_rng_state()
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
             if restore is not None:
-                epoch = self._check_restore(restore, arch_hash)
+                first_epoch = self._check_restore(restore, arch_hash)
                 model.load_state_dict(restore["model"])
                 optimizer.load_state_dict(restore["optimizer"])
                 rng, cuda_rng = restore["rng"], restore.get("cuda_rng", cuda_rng)
         n_train = _length(train)
         steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-        for epoch in range(epoch, cfg.epochs):
+        for epoch in range(first_epoch, cfg.epochs):
             start = time.perf_counter()
             with self._compute(device):
                 torch.set_rng_state(rng)

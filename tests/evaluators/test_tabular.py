@@ -207,7 +207,7 @@ def test_official_nb101_tfrecord_through_the_evaluator(data_dir: Path, tmp_path:
     path.write_bytes(b"".join(blobs))
     ev = TabularEvaluator.nasbench101(path, cache_dir=tmp_path / "cache", progress=False)
     assert len(ev.table) == 40 and ev.reward == "val_acc"
-    for h, (arch, val) in expected.items():
+    for arch, val in expected.values():
         m = ev.evaluate(arch)
         assert m["reward"] == pytest.approx(val) and m["params"] >= 1000
     # found under the data folder too, and a missing epoch budget is named

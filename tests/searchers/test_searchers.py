@@ -7,7 +7,6 @@ import math
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
@@ -167,7 +166,7 @@ def test_proposals_are_valid_in_every_space(name: str, space: str, options: dict
 def test_metric_and_mode(name: str) -> None:
     searcher = get_searcher(name, "nasbench201", seed=0, metric="loss", mode="min")
     for q in range(5):
-        config = searcher.suggest(str(q))
+        searcher.suggest(str(q))
         searcher.on_trial_complete(str(q), {"loss": float(q)})
     assert searcher.best()[1] == 0.0
     # Tune's set_search_properties overrides metric / mode
