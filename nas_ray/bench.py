@@ -30,6 +30,45 @@ def _evaluator_for(space: str, dataset: str | None, evaluator: str | None, data_
     return get_evaluator(evaluator, data_dir=data_dir)
 
 
+def options_for(name: str, options: Mapping[str, Any] | None, space: str, dataset: str | None) -> dict[str, Any]:
+    """The options one searcher gets: unprefixed ones go to every searcher, ``name.key`` only to
+    ``name``. GraphPNAS on NB201 gets the official code's preset for the dataset unless one is named."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        target, dot, rest = key.partition(".")
+        if not dot:
+            out[key] = value
+        elif target == name:
+            out[rest] = value
+    if name == "graphpnas" and space == "nasbench201" and "preset" not in out and dataset:
+        out["preset"] = f"nb201-{dataset}"
+    return out
+
+
+def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
+    """One searcher x seed run (a top-level function so worker processes can run it)."""
+    name, seed, space, dataset, evaluator, budget, data_dir, options, reported, threads = job
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    from nas_ray.search.loop import run_local
+    from nas_ray.search.results import reported_of_best
+    from nas_ray.searchers import get_searcher
+
+    ev = _evaluator_for(space, dataset, evaluator, data_dir)
+    rows: list[dict[str, Any]] = []
+    searcher = get_searcher(name, ev.space, seed=seed, metric=ev.metric, mode=ev.mode, **options)
+    start = time.perf_counter()
+    run_local(searcher, ev, budget, on_row=rows.append, searcher=name, seed=seed, space=ev.space.name, metric=ev.metric)
+    total = time.perf_counter() - start
+    evaluating = sum(r["wall_s"] for r in rows)
+    rewards = [r["reward"] for r in rows]
+    curve = reported_of_best(rewards, [r.get(reported, np.nan) for r in rows], ev.mode)
+    return {"searcher": name, "seed": seed, "final": float(curve[-1]), "curve": curve.tolist(),
+            "searcher_s": total - evaluating, "evaluator_s": evaluating, "wall_s": total}
+
+
 def run_bench(
     *,
     space: str = "nasbench201",
@@ -41,44 +80,55 @@ def run_bench(
     data_dir: Any = None,
     searcher_options: Mapping[str, Any] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run every searcher with seeds 0..seeds-1; the number reported per run is the reported column
-    (e.g. NB201 test accuracy) of the architecture with the best reward after ``budget`` queries."""
-    from nas_ray.search.loop import run_local
-    from nas_ray.search.results import reported_of_best
-    from nas_ray.searchers import get_searcher
-
+    (e.g. NB201 test accuracy) of the architecture with the best reward after ``budget`` queries.
+    ``workers`` > 1 runs that many (searcher, seed) runs at once in worker processes (one torch
+    thread each); the results do not depend on it."""
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
     reported = ev.report[0] if getattr(ev, "report", ()) else ev.metric
-    runs, curves, timing = [], {}, {}
+    data_dir = str(data_dir) if data_dir is not None else None
+    jobs = [
+        (name, seed, space, dataset, evaluator, budget, data_dir, options_for(name, searcher_options, space, dataset),
+         reported, 1 if workers > 1 else None)
+        for name in searchers
+        for seed in range(seeds)
+    ]
+    start = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+
+    def done(run: dict[str, Any]) -> None:
+        runs.append(run)
+        if progress:
+            print(f"  {run['searcher']:<12} seed {run['seed']:>2}: {reported} {run['final']:.2f}  ({run['wall_s']:.2f} s)",
+                  file=sys.stderr, flush=True)
+
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(_run_one, job) for job in jobs]):
+                done(fut.result())
+    else:
+        for job in jobs:
+            done(_run_one(job))
+    wall = time.perf_counter() - start
+    runs.sort(key=lambda r: (list(searchers).index(r["searcher"]), r["seed"]))
+    summary, timing, curves = {}, {}, {}
     for name in searchers:
-        curves[name] = []
-        timing[name] = {"searcher_s": 0.0, "evaluator_s": 0.0}
-        for seed in range(seeds):
-            rows: list[dict[str, Any]] = []
-            searcher = get_searcher(name, ev.space, seed=seed, metric=ev.metric, mode=ev.mode, **dict(searcher_options or {}))
-            start = time.perf_counter()
-            run_local(searcher, ev, budget, on_row=rows.append, searcher=name, seed=seed, space=ev.space.name,
-                      metric=ev.metric)
-            total = time.perf_counter() - start
-            evaluating = sum(r["wall_s"] for r in rows)
-            timing[name]["searcher_s"] += total - evaluating
-            timing[name]["evaluator_s"] += evaluating
-            rewards = [r["reward"] for r in rows]
-            curve = reported_of_best(rewards, [r.get(reported, np.nan) for r in rows], ev.mode)
-            curves[name].append(curve)
-            runs.append({"searcher": name, "seed": seed, "final": float(curve[-1]), "curve": curve.tolist()})
-            if progress:
-                print(f"  {name:<12} seed {seed:>2}: {reported} {curve[-1]:.2f}  ({total:.2f} s)", file=sys.stderr, flush=True)
-    summary = {}
-    for name in searchers:
-        finals = np.array([r["final"] for r in runs if r["searcher"] == name])
+        mine = [r for r in runs if r["searcher"] == name]
+        finals = np.array([r["final"] for r in mine])
         summary[name] = {"mean": float(finals.mean()), "std": float(finals.std()), "n": int(len(finals))}
+        timing[name] = {k: float(sum(r[k] for r in mine)) for k in ("searcher_s", "evaluator_s", "wall_s")}
+        curves[name] = np.array([r["curve"] for r in mine])
     anchors = NB201_ANCHORS.get(dataset, {}) if ev.space.name == "nasbench201" and evaluator is None else {}
     return {
         "json": {"summary": summary, "runs": runs, "space": ev.space.name, "dataset": dataset, "budget": budget,
-                 "reported": reported, "reward": getattr(ev, "reward", ev.metric), "timing": timing},
-        "curves": {k: np.array(v) for k, v in curves.items()},
+                 "reported": reported, "reward": getattr(ev, "reward", ev.metric), "timing": timing,
+                 "wall_s": wall, "workers": workers},
+        "curves": curves,
         "anchors": anchors,
     }
 
@@ -90,6 +140,8 @@ def print_bench(report: Mapping[str, Any]) -> None:
     print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}")
     for name, s in data["summary"].items():
         print(f"{name:<14}{s['mean']:>9.2f}{s['std']:>8.2f}{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}")
+    if "wall_s" in data:
+        print(f"wall time {data['wall_s']:.1f} s with {data.get('workers', 1)} worker process(es)")
     for label, value in report["anchors"].items():
         print(f"{label:<34}{value:>7.2f}")
 

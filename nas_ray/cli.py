@@ -187,6 +187,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--budget must be a positive integer, got {args.budget}")
     if args.seeds <= 0:
         raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.workers <= 0:
+        raise UsageError(f"--workers must be a positive integer, got {args.workers}")
     if args.data_dir is not None and not Path(args.data_dir).exists():
         raise UsageError(f"--data-dir {args.data_dir} does not exist")
     from nas_ray.bench import print_bench, run_bench
@@ -202,6 +204,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         searcher_options=_key_values(args.searcher_option or [], "--searcher-option"),
         progress=not args.quiet,
+        workers=args.workers,
     )
     print_bench(report)
     if args.json:
@@ -316,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dataset", default="cifar10", help="NB201: cifar10, cifar100 or imagenet16-120")
     b.add_argument("--evaluator", help="override the table, e.g. table:enas6")
     b.add_argument("--searcher", action="append", help="repeat for several (default: random, evolution, tpe)")
-    b.add_argument("--searcher-option", action="append", metavar="KEY=VALUE")
+    b.add_argument("--searcher-option", action="append", metavar="KEY=VALUE",
+                   help="to every searcher, or NAME.KEY=VALUE to one, e.g. graphpnas.epochs=10")
+    b.add_argument("--workers", type=int, default=1, help="runs at a time in worker processes (default 1)")
     b.add_argument("--budget", type=int, default=100)
     b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per searcher")
     b.add_argument("--data-dir")

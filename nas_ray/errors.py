@@ -22,6 +22,10 @@ class UnknownName(NasRayError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class IllegalAction(NasRayError, ValueError):
+    """An environment action its masks forbid (an illegal op, a forbidden or missing edge, too many edges)."""
+
+
 class DataFileError(NasRayError, OSError):
     """A benchmark data file is missing, unreadable or corrupt; the message names the file (and line)."""
 

@@ -63,7 +63,7 @@ class Registry(Generic[T]):
 def _options(cls: type) -> list[str] | None:
     """Keyword names ``cls(...)`` accepts, following ``**kwargs`` up the base classes' ``__init__``
     (as subclasses forward them); None if that cannot be known."""
-    names: list[str] = []
+    names: list[str] = list(getattr(cls, "extra_options", ()))  # options a class takes through **kwargs
     for klass in cls.__mro__:
         if klass is object:
             return names

@@ -26,6 +26,7 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "TPESearch",
+    "GraphPNASSearcher",
     "get_searcher",
     "register_searcher",
     "available_searchers",
@@ -36,12 +37,14 @@ _BUILTINS = {
     "random": "nas_ray.searchers.random_search:RandomSearch",
     "evolution": "nas_ray.searchers.evolution:RegularizedEvolution",
     "tpe": "nas_ray.searchers.tpe:TPESearch",
+    "graphpnas": "nas_ray.searchers.graphpnas:GraphPNASSearcher",
 }
 _LAZY = {
     "ArchitectureSearcher": "nas_ray.searchers.base",
     "RandomSearch": "nas_ray.searchers.random_search",
     "RegularizedEvolution": "nas_ray.searchers.evolution",
     "TPESearch": "nas_ray.searchers.tpe",
+    "GraphPNASSearcher": "nas_ray.searchers.graphpnas",
 }
 
 

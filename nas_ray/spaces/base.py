@@ -43,6 +43,22 @@ class NodeMasks:
     max_edges: int
 
 
+@dataclass(frozen=True)
+class StepMasks:
+    """Everything that is legal for the next node, for every op at once (the environment's masks).
+
+    ``ops[d]``: node type ``d`` is legal; ``edges[j]`` / ``required[j]``: the edge from node ``j``
+    may / must enter the new node; with op ``d`` the new node takes between ``min_edges[d]`` and
+    ``max_edges[d]`` incoming edges (both 0 where the op is illegal).
+    """
+
+    ops: np.ndarray
+    edges: np.ndarray
+    required: np.ndarray
+    min_edges: np.ndarray
+    max_edges: np.ndarray
+
+
 class SearchSpace(abc.ABC):
     """A family of architectures: its vocabulary, its limits and what searchers need to move in it.
 
@@ -136,6 +152,24 @@ class SearchSpace(abc.ABC):
         """Masks for adding node ``len(ops)`` to a partial graph (``matrix`` is its ``n x n`` adjacency).
 
         With ``op`` given (the op chosen for the new node), the edge masks are those for that op."""
+
+    #: whether ``next_node_masks``' edge-count limits depend on the chosen op (its edge masks may not)
+    edge_limits_depend_on_op: ClassVar[bool] = True
+
+    def step_masks(self, ops: Sequence[str], matrix: np.ndarray) -> StepMasks:
+        """``next_node_masks`` for every legal op at once: what the environment and the generator use."""
+        base = self.next_node_masks(ops, matrix)
+        lo = np.zeros(len(self.node_types), dtype=np.int64)
+        hi = np.zeros(len(self.node_types), dtype=np.int64)
+        legal = np.flatnonzero(base.ops)
+        if self.edge_limits_depend_on_op:
+            types = self.node_types
+            for d in legal:
+                m = self.next_node_masks(ops, matrix, op=types[d])
+                lo[d], hi[d] = m.min_edges, m.max_edges
+        else:
+            lo[legal], hi[legal] = base.min_edges, base.max_edges
+        return StepMasks(base.ops, base.edges, base.required, lo, hi)
 
     def _op_mask(self, *allowed: str) -> np.ndarray:
         types = self.node_types
@@ -261,6 +295,7 @@ def check_every_node_on_a_path(space: str, arch: Architecture) -> None:
 __all__ = [
     "SearchSpace",
     "NodeMasks",
+    "StepMasks",
     "as_rng",
     "wl_hash",
     "INPUT",

@@ -38,6 +38,7 @@ class EnasMacro(SearchSpace):
     name = "enas-macro"
     ops = OPS
     priors = {"erdos_renyi": "_prior_erdos_renyi"}
+    edge_limits_depend_on_op = False
 
     def __init__(self, num_layers: int = 6) -> None:
         if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:

@@ -121,8 +121,21 @@ class NasBench101(SearchSpace):
         rng = as_rng(rng)
         return self._random_spec(rng, lambda: priors.erdos_renyi(self.max_nodes, 0.5, rng))
 
-    def _prior_erdos_renyi(self, rng: np.random.Generator, p: float = 0.5) -> Architecture:
-        return self._random_spec(rng, lambda: priors.erdos_renyi(self.max_nodes, p, rng))
+    def _prior_erdos_renyi(self, rng: np.random.Generator, p: float = 0.5, min_nodes: int | None = None) -> Architecture:
+        """Each forward edge with probability ``p``; with ``min_nodes`` the cell has N ~ U{min_nodes..7}
+        nodes (GraphPNAS's NB101 explorer: p = 0.25, min_nodes = 3), else 7. Rejected until valid."""
+        if min_nodes is None:
+            return self._random_spec(rng, lambda: priors.erdos_renyi(self.max_nodes, p, rng))
+        if not 2 <= min_nodes <= self.max_nodes:
+            raise ValueError(f"erdos_renyi: min_nodes must be in [2, {self.max_nodes}], got {min_nodes}")
+        for _ in range(_MAX_TRIES):
+            n = int(rng.integers(min_nodes, self.max_nodes + 1))
+            m = priors.erdos_renyi(n, p, rng)
+            ops = [INPUT, *(self.ops[i] for i in rng.integers(len(self.ops), size=n - 2)), OUTPUT]
+            pruned = prune(m, ops)
+            if pruned is not None and int(pruned[0].sum()) <= self.max_edges:
+                return Architecture(ops, m)
+        raise ValueError(f"{self.name}: no valid cell in {_MAX_TRIES} draws; the prior's parameters leave none")
 
     def _prior_watts_strogatz(self, rng: np.random.Generator, k: int = 2, p: float = 0.5) -> Architecture:
         return self._random_spec(rng, lambda: priors.watts_strogatz(self.max_nodes, k, p, rng))

@@ -15,7 +15,7 @@ import numpy as np
 
 from nas_ray.errors import InvalidArchitecture
 from nas_ray.graph import Architecture
-from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, as_rng
+from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, StepMasks, as_rng
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # Cell edges (from, to) in the order of the arch string.
@@ -61,6 +61,8 @@ class NasBench201(SearchSpace):
     max_nodes = 8
     max_edges = int(SKELETON.sum())
     size = NUM_CELLS
+    edge_limits_depend_on_op = False
+    priors = {"no_none": "_prior_no_none"}
 
     def _edge_ops(self, arch: Architecture) -> tuple[str, ...]:
         """The six edge ops in arch-string order; relabelled node orders are mapped back."""
@@ -151,6 +153,11 @@ class NasBench201(SearchSpace):
         idx = as_rng(rng).integers(len(OPS), size=len(CELL_EDGES)).tolist()
         return self._build([OPS[i] for i in idx])
 
+    def _prior_no_none(self, rng: np.random.Generator) -> Architecture:
+        """A cell with a uniformly random op other than ``none`` on every edge (GraphPNAS's NB201 explorer)."""
+        ops = [o for o in OPS if o != "none"]
+        return self._build([ops[i] for i in rng.integers(len(ops), size=len(CELL_EDGES)).tolist()])
+
     def mutate(self, arch: Architecture, rng: np.random.Generator | int | None = None) -> Architecture:
         rng = as_rng(rng)
         ops = list(self._edge_ops(arch))
@@ -158,6 +165,10 @@ class NasBench201(SearchSpace):
         others = [o for o in OPS if o != ops[k]]
         ops[k] = others[int(rng.integers(len(others)))]
         return self._build(ops)
+
+    def step_masks(self, ops: Sequence[str], matrix: np.ndarray) -> StepMasks:
+        # the wiring is fixed: the masks depend on the node count only
+        return _STEP_MASKS[len(ops)] if len(ops) < 8 else super().step_masks(ops, matrix)
 
     def next_node_masks(self, ops: Sequence[str], matrix: np.ndarray, op: str | None = None) -> NodeMasks:
         n = len(ops)
@@ -172,3 +183,17 @@ class NasBench201(SearchSpace):
 def _arch_string(edge_ops: Sequence[str]) -> str:
     a, b, c, d, e, f = edge_ops
     return f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|"
+
+
+def _step_masks_by_size() -> list[StepMasks]:
+    space = NasBench201()
+    out = []
+    for n in range(8):
+        m = SearchSpace.step_masks(space, [INPUT] * n, SKELETON[:n, :n])
+        for a in (m.ops, m.edges, m.required, m.min_edges, m.max_edges):
+            a.setflags(write=False)
+        out.append(m)
+    return out
+
+
+_STEP_MASKS = _step_masks_by_size()

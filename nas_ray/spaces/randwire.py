@@ -52,6 +52,7 @@ class RandWire(SearchSpace):
         "watts_strogatz": "_prior_watts_strogatz",
         "barabasi_albert": "_prior_barabasi_albert",
     }
+    edge_limits_depend_on_op = False
 
     def __init__(self, num_nodes: int = 32) -> None:
         if not isinstance(num_nodes, (int, np.integer)) or num_nodes < 1:
@@ -128,5 +129,8 @@ class RandWire(SearchSpace):
             raise InvalidArchitecture(f"{self.name}: the graph is complete at {self.max_nodes} nodes")
         if n == 0:
             return NodeMasks(self._op_mask(INPUT), np.zeros(0, bool), np.zeros(0, bool), 0, 0)
-        kind = OUTPUT if n == self.max_nodes - 1 else NODE_OP
-        return NodeMasks(self._op_mask(kind), np.ones(n, bool), np.zeros(n, bool), 1, n)
+        if n == self.max_nodes - 1:
+            # every node without a successor must feed the output, or it would lie on no path
+            sinks = ~np.asarray(matrix, dtype=bool).any(axis=1)
+            return NodeMasks(self._op_mask(OUTPUT), np.ones(n, bool), sinks, max(1, int(sinks.sum())), n)
+        return NodeMasks(self._op_mask(NODE_OP), np.ones(n, bool), np.zeros(n, bool), 1, n)

@@ -1,0 +1,1 @@
+"""Neural models over architecture graphs (torch + PyG; no Ray)."""
