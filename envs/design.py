@@ -144,6 +144,11 @@ class ArchitectureDesignEnv(gym.Env):
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def num_nodes(self) -> int:
+        """Nodes placed so far (0 before the first reset)."""
+        return 0 if self._graph is None else len(self._graph.ops)
+
     def architecture(self):  # noqa: ANN201 - nas_ray.Architecture
         """The graph built so far (raw, not canonicalised)."""
         if self._graph is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -81,11 +82,13 @@ def run_bench(
     searcher_options: Mapping[str, Any] | None = None,
     progress: bool = True,
     workers: int = 1,
+    partial: str | None = None,
 ) -> dict[str, Any]:
     """Run every searcher with seeds 0..seeds-1; the number reported per run is the reported column
     (e.g. NB201 test accuracy) of the architecture with the best reward after ``budget`` queries.
     ``workers`` > 1 runs that many (searcher, seed) runs at once in worker processes (one torch
-    thread each); the results do not depend on it."""
+    thread each); the results do not depend on it. ``partial``: a JSON-lines file that gets each run
+    as it finishes (so a long benchmark that is stopped keeps what it measured)."""
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
     reported = ev.report[0] if getattr(ev, "report", ()) else ev.metric
     data_dir = str(data_dir) if data_dir is not None else None
@@ -100,6 +103,9 @@ def run_bench(
 
     def done(run: dict[str, Any]) -> None:
         runs.append(run)
+        if partial:
+            with open(partial, "a") as f:
+                f.write(json.dumps(run) + "\n")
         if progress:
             print(f"  {run['searcher']:<12} seed {run['seed']:>2}: {reported} {run['final']:.2f}  ({run['wall_s']:.2f} s)",
                   file=sys.stderr, flush=True)

@@ -205,6 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         searcher_options=_key_values(args.searcher_option or [], "--searcher-option"),
         progress=not args.quiet,
         workers=args.workers,
+        partial=f"{args.json}.partial.jsonl" if args.json else None,
     )
     print_bench(report)
     if args.json:

@@ -46,9 +46,12 @@ class GraphPNASSearcher(ArchitectureSearcher):
     ``preset`` picks the settings (``nas_ray.models.learning.PRESETS``; by default the space's: the
     official code's NB201 CIFAR-10 and NB101 settings, the paper's RandWire and ENAS settings);
     keyword options override single settings, e.g. ``epochs=10``, ``hidden=64``, ``epsilon_steps=20``,
-    ``keep_top=10``, ``objective="standardized"``. The refit runs inside ``on_trial_complete`` (a few
-    seconds on a CPU), so a Tune run waits for it; under a ``ConcurrencyLimiter`` the proposals of
-    the next step come from the refit generator.
+    ``keep_top=10``, ``objective="standardized"``. The refit runs inside ``suggest`` (seconds on a
+    CPU: the NB201 preset takes 560 small gradient steps), so a Tune run waits for it; under a
+    ``ConcurrencyLimiter`` the proposals of the next step come from the refit generator.
+    ``threads`` is the number of torch threads for sampling and fitting (default 1: the tensors are
+    small, and trials running beside the searcher keep the other cores busy; None leaves torch's
+    setting).
 
     >>> from nas_ray.searchers import get_searcher
     >>> s = get_searcher("graphpnas", "nasbench201", seed=0, epochs=1)
@@ -59,7 +62,7 @@ class GraphPNASSearcher(ArchitectureSearcher):
     name = "graphpnas"
     extra_options = option_names()
 
-    def __init__(self, space: SearchSpace | str, *, preset: str | None = None, threads: int | None = None, **options: Any) -> None:
+    def __init__(self, space: SearchSpace | str, *, preset: str | None = None, threads: int | None = 1, **options: Any) -> None:
         base_keys = ("metric", "mode", "seed", "max_retries")
         base = {k: options.pop(k) for k in base_keys if k in options}
         super().__init__(space, **base)

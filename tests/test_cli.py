@@ -141,3 +141,13 @@ def test_main_job_defaults_on_tune_with_digits(capsys, tmp_path: Path) -> None: 
     assert (table["epoch"] == 8).all()  # the final row is the last of the 8 epochs
     assert (tmp_path / "best_architecture.png").is_file()
     assert list((tmp_path / "search").glob("*/checkpoint_*"))  # per-epoch checkpoints were registered
+
+
+def test_bench_runs_graphpnas_with_per_searcher_options(data_dir, capsys) -> None:  # noqa: ANN001
+    from nas_ray.cli import main
+
+    code = main(["bench", "--data-dir", str(data_dir), "--searcher", "graphpnas", "--searcher", "random", "--seeds", "1",
+                 "--budget", "8", "--searcher-option", "graphpnas.epochs=1", "--searcher-option", "graphpnas.epsilon_steps=4",
+                 "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "graphpnas" in out and "random" in out

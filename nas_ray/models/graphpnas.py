@@ -72,31 +72,39 @@ class AttentionMessagePassing(MessagePassing):
 
     ``e_ij`` is the code's edge feature: the one-hot "existing / new" kind of both endpoints, then
     the node-position vector with -1 at the source's position and +1 at the target's.
-    The first layers of MLP_f and MLP_g are one ``Linear(H + 4 + N, A + H)`` on ``z_ij``, evaluated
-    exactly but without forming ``z_ij``: its ``h`` and position columns are applied per node and
-    differenced along the edge, its kind columns (and bias) are a 4-row table. Inputs: node states
+    The first layers of MLP_f and MLP_g are one ``Linear(H + 4 + N, A + H)`` on ``z_ij``, held as its
+    row blocks and evaluated exactly without forming ``z_ij``: the state and position blocks are
+    applied per node and differenced along the edge, the kind blocks (and the bias) are 2-row tables. Inputs: node states
     ``h`` [V, H], ``edge_index`` [2, E] (messages flow source -> target), node ``position`` [V] and
     ``is_new`` [V] (bool).
     """
 
     def __init__(self, hidden: int, max_nodes: int, attention_hidden: int = 128) -> None:
         super().__init__(aggr="add")
-        self.hidden, self.attention_hidden = hidden, attention_hidden
-        self.first = nn.Linear(hidden + 4 + max_nodes, attention_hidden + hidden)
+        self.hidden, self.attention_hidden, self.max_nodes = hidden, attention_hidden, max_nodes
+        first = nn.Linear(hidden + 4 + max_nodes, attention_hidden + hidden)  # its initialisation, kept in column blocks
+        w = first.weight.detach().t()
+        self.w_state = nn.Parameter(w[:hidden].contiguous())  # rows of h_i - h_j
+        self.w_kind_source = nn.Parameter(w[hidden : hidden + 2].contiguous())  # source existing / new
+        self.w_kind_target = nn.Parameter(w[hidden + 2 : hidden + 4].contiguous())  # target existing / new
+        self.w_position = nn.Parameter(w[hidden + 4 :].contiguous())  # the -1 / +1 position vector
+        self.bias = nn.Parameter(first.bias.detach().clone())
         self.gate_out = nn.Linear(attention_hidden, hidden)
         self.message_out = nn.Linear(hidden, hidden)
         self.gru = nn.GRUCell(hidden, hidden)
 
+    def first_layer(self, z: Tensor) -> Tensor:
+        """The shared first layer ``Linear(H + 4 + N, A + H)`` applied to explicit ``z_ij`` (for tests)."""
+        w = torch.cat([self.w_state, self.w_kind_source, self.w_kind_target, self.w_position])
+        return z @ w + self.bias
+
     def forward(self, h: Tensor, edge_index: Tensor, position: Tensor, is_new: Tensor) -> Tensor:
-        H = self.hidden
-        w = self.first.weight
-        w_h, w_kind, w_pos = w[:, :H], w[:, H : H + 4], w[:, H + 4 :]
-        p = torch.addmm(w_pos.t().contiguous().index_select(0, position), h, w_h.t())
+        p = torch.addmm(self.w_position.index_select(0, position), h, self.w_state)
         new = is_new.long()
-        # z_ij = target_i - source_j: the target's kind columns and the bias go with the target,
-        # the source's kind columns (negated) with the source
-        target = p + (w_kind[:, 2:].t() + self.first.bias).index_select(0, new)
-        source = p - w_kind[:, :2].t().contiguous().index_select(0, new)
+        # z_ij = target_i - source_j: the target's kind rows and the bias go with the target, the
+        # source's kind rows (negated) with the source
+        target = p + (self.w_kind_target + self.bias).index_select(0, new)
+        source = p - self.w_kind_source.index_select(0, new)
         # = self.propagate(edge_index, target=target, source=source), without its per-call introspection
         src, dst = edge_index
         msg = self.message(target.index_select(0, dst), source.index_select(0, src))
@@ -202,6 +210,8 @@ class NodeDistribution:
         op = op.long()
         edges = edges.to(self.edge_logits.dtype)
         lp_op = torch.log_softmax(self.op_logits, -1).gather(1, op[:, None])[:, 0]
+        if not bool(self.free.any()):  # every edge fixed by the masks: the row has probability 1
+            return lp_op, torch.zeros_like(lp_op)
         log_alpha = torch.log_softmax(self.mix_logits, -1)
         free = self.free[:, None, :].to(edges.dtype)
         e = edges[:, None, :]
@@ -350,8 +360,12 @@ class GraphPNASGenerator(nn.Module):
             preds, torch.cat(fixed, -1) * existing, existing, edge_index, local, is_new, offsets + n, offsets[r_n] + j_n, r_n, n
         )
 
-    def forward(self, adjacency: Tensor, ops: Tensor, num_nodes: Tensor, graph: PropagationGraph | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Raw logits for the node added at each step: op [R, D], mixture [R, K], edges [R, K, N]."""
+    def forward(
+        self, adjacency: Tensor, ops: Tensor, num_nodes: Tensor, graph: PropagationGraph | None = None, *, edges: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Raw logits for the node added at each step: op [R, D], mixture [R, K], edges [R, K, N].
+        With ``edges=False`` (no step has a free edge, as in NB201) the edge heads are skipped and
+        their logits are zeros."""
         g = graph if graph is not None else self.propagation_graph(adjacency, ops, num_nodes)
         # node features: [proj(predecessor indicator); one-hot(position); one-hot(op)], zero for new nodes
         h = torch.cat([self.predecessor_proj(g.preds) * g.existing, g.fixed_features], -1)
@@ -362,6 +376,8 @@ class GraphPNASGenerator(nn.Module):
         n = g.num_nodes
         R, N, K = n.shape[0], self.max_nodes, self.config.mixtures
         h_new = h.index_select(0, g.new_index)
+        if not edges:
+            return self.op_head(h_new), torch.zeros(R, K, dtype=h.dtype), torch.zeros(R, K, N, dtype=h.dtype)
         diff = h_new.index_select(0, g.pair_step) - h.index_select(0, g.pair_node)
         j_p = g.pair_node - (g.new_index - n).index_select(0, g.pair_step)
         edge_logits = torch.zeros(R, N, K, dtype=h.dtype)
@@ -390,7 +406,8 @@ class GraphPNASGenerator(nn.Module):
                     adjacency, ops, num_nodes = adjacency[idx], ops[idx], num_nodes[idx]
                 else:
                     inverse = None
-        op_logits, mix_logits, edge_logits = self(adjacency, ops, num_nodes, None if inverse is not None else graph)
+        free = bool((obs["edge_mask"].bool() & ~obs["edge_required"].bool()).any())
+        op_logits, mix_logits, edge_logits = self(adjacency, ops, num_nodes, None if inverse is not None else graph, edges=free)
         if inverse is not None:
             inv = torch.from_numpy(inverse.reshape(-1))
             op_logits, mix_logits, edge_logits = op_logits[inv], mix_logits[inv], edge_logits[inv]

@@ -231,8 +231,9 @@ class Explorer:
                 low, high = value
                 if isinstance(low, int) and isinstance(high, int):
                     choices = np.arange(low, high + 1)
-                    if self.kind == "watts_strogatz" and name == "k":
-                        choices = choices[choices % 2 == 0]
+                    if self.kind == "watts_strogatz" and name == "k":  # even, and below the node count
+                        limit = getattr(self.space, "num_nodes", None)
+                        choices = choices[(choices % 2 == 0) & (choices < (limit or high + 1))]
                     out[name] = int(rng.choice(choices))
                 else:
                     out[name] = float(rng.uniform(low, high))

@@ -14,6 +14,12 @@ from nas_ray import Architecture, get_space
 from nas_ray.searchers import available_searchers, get_searcher
 
 SEARCHERS = available_searchers()
+# Settings that keep model-based searchers fast here; their behaviour under test is the same.
+FAST = {"graphpnas": {"epochs": 1, "keep_top": 4, "samples_per_step": 3, "epsilon_steps": 2}}
+
+
+def make(name: str, space, **options):  # noqa: ANN001, ANN201
+    return get_searcher(name, space, **{**FAST.get(name, {}), **options})
 
 
 def score(arch: Architecture) -> float:
@@ -40,9 +46,9 @@ def run(searcher, budget: int, start: int = 0, fail_every: int = 0) -> list[str]
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_same_seed_same_sequence(name: str) -> None:
-    a = run(get_searcher(name, "nasbench201", seed=3), 40)
-    b = run(get_searcher(name, "nasbench201", seed=3), 40)
-    c = run(get_searcher(name, "nasbench201", seed=4), 40)
+    a = run(make(name, "nasbench201", seed=3), 40)
+    b = run(make(name, "nasbench201", seed=3), 40)
+    c = run(make(name, "nasbench201", seed=4), 40)
     assert a == b and a != c
 
 
@@ -50,19 +56,19 @@ def test_same_seed_same_sequence(name: str) -> None:
 def test_same_sequence_in_a_fresh_process(name: str) -> None:
     code = (
         "import json, sys; sys.path.insert(0, {tests!r}); from test_searchers import run; "
-        "from nas_ray.searchers import get_searcher; "
-        "print(json.dumps(run(get_searcher({name!r}, 'nasbench201', seed=5), 25)))"
+        "from test_searchers import make; "
+        "print(json.dumps(run(make({name!r}, 'nasbench201', seed=5), 25)))"
     ).format(tests=str(__import__("pathlib").Path(__file__).parent), name=name)
     env = {**__import__("os").environ, "PYTHONHASHSEED": "123"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == run(get_searcher(name, "nasbench201", seed=5), 25)
+    assert json.loads(out.strip().splitlines()[-1]) == run(make(name, "nasbench201", seed=5), 25)
 
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_no_duplicates_and_finished_when_exhausted(name: str) -> None:
     space = get_space("enas-macro", num_layers=2)  # 6^2 * 2 = 72 architectures
     assert space.size == 72
-    searcher = get_searcher(name, space, seed=0)
+    searcher = make(name, space, seed=0)
     hashes = run(searcher, 100)
     assert len(hashes) == 72 == len(set(hashes))
     assert searcher.suggest("again") is Searcher.FINISHED
@@ -70,13 +76,13 @@ def test_no_duplicates_and_finished_when_exhausted(name: str) -> None:
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_no_duplicates_over_a_budget(name: str) -> None:
-    hashes = run(get_searcher(name, "nasbench201", seed=1), 150)
+    hashes = run(make(name, "nasbench201", seed=1), 150)
     assert len(hashes) == 150 == len(set(hashes))
 
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_failed_trials(name: str) -> None:
-    searcher = get_searcher(name, "nasbench201", seed=2)
+    searcher = make(name, "nasbench201", seed=2)
     hashes = run(searcher, 60, fail_every=4)
     assert len(set(hashes)) == 60
     assert len(searcher.failed) == 15 and len(searcher.history) == 45
@@ -94,7 +100,7 @@ def test_failed_trials(name: str) -> None:
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_errored_trial_that_completes_later_counts(name: str) -> None:
-    searcher = get_searcher(name, "nasbench201", seed=2)
+    searcher = make(name, "nasbench201", seed=2)
     config = searcher.suggest("x")
     searcher.on_trial_complete("x", None, error=True)
     assert len(searcher.failed) == 1
@@ -113,14 +119,14 @@ def test_save_restore_continues_exactly(name: str, tmp_path) -> None:  # noqa: A
             searcher.on_trial_complete(tid, {"reward": score(Architecture.from_dict(config["arch"]))})
         return run(searcher, 30, start=100)
 
-    reference = get_searcher(name, "nasbench201", seed=7)
+    reference = make(name, "nasbench201", seed=7)
     first, pending = start(reference)
     expected = finish(reference, pending)
 
-    interrupted = get_searcher(name, "nasbench201", seed=7)
+    interrupted = make(name, "nasbench201", seed=7)
     assert start(interrupted) == (first, pending)
     interrupted.save(str(tmp_path / "state.pkl"))
-    restored = get_searcher(name, "nasbench201", seed=999)  # a fresh object with another seed
+    restored = make(name, "nasbench201", seed=999)  # a fresh object with another seed
     restored.restore(str(tmp_path / "state.pkl"))
     assert set(restored.live) == {"p0", "p1"} and restored.seed == 7
     assert finish(restored, pending) == expected
@@ -128,7 +134,7 @@ def test_save_restore_continues_exactly(name: str, tmp_path) -> None:  # noqa: A
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_works_under_concurrency_limiter(name: str) -> None:
-    searcher = get_searcher(name, "nasbench201", seed=0)
+    searcher = make(name, "nasbench201", seed=0)
     limited = ConcurrencyLimiter(searcher, max_concurrent=3)
     live, seen, q = [], set(), 0
     while q < 60:
@@ -154,7 +160,7 @@ def test_works_under_concurrency_limiter(name: str) -> None:
 )
 def test_proposals_are_valid_in_every_space(name: str, space: str, options: dict) -> None:
     s = get_space(space, **options)
-    searcher = get_searcher(name, s, seed=0)
+    searcher = make(name, s, seed=0)
     for q in range(12):
         config = searcher.suggest(str(q))
         arch = Architecture.from_dict(config["arch"])
@@ -164,7 +170,7 @@ def test_proposals_are_valid_in_every_space(name: str, space: str, options: dict
 
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_metric_and_mode(name: str) -> None:
-    searcher = get_searcher(name, "nasbench201", seed=0, metric="loss", mode="min")
+    searcher = make(name, "nasbench201", seed=0, metric="loss", mode="min")
     for q in range(5):
         searcher.suggest(str(q))
         searcher.on_trial_complete(str(q), {"loss": float(q)})
@@ -173,4 +179,4 @@ def test_metric_and_mode(name: str) -> None:
     searcher.set_search_properties("acc", "max", {})
     assert (searcher.metric, searcher.mode) == ("acc", "max")
     with pytest.raises(ValueError, match=r"mode must be 'max' or 'min', got 'up'"):
-        get_searcher(name, "nasbench201", mode="up")
+        make(name, "nasbench201", mode="up")
