@@ -1,4 +1,4 @@
-"""GraphPNAS speed (BENCHMARKS.md "Speed"): batched sampling, one generator refit per search step,
+"""GraphPNAS speed: batched sampling, one generator refit per search step,
 and the architecture-design environment; plus the 10,000-episode mask check of every space.
 
     python benchmarks/graphpnas_speed.py --data-dir ../shared/data [--json bench-out/graphpnas_speed.json]

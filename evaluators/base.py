@@ -1,4 +1,4 @@
-"""The Evaluator contract (DESIGN §3): architecture in, metrics out."""
+"""The Evaluator contract: architecture in, metrics out."""
 
 from __future__ import annotations
 

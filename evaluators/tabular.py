@@ -17,7 +17,7 @@ from nas_ray.evaluators.tables import (
 )
 from nas_ray.graph import Architecture
 
-# NB201 search protocol (BENCHMARKS.md): the searcher sees the reward column, the reported number
+# NB201 search protocol: the searcher sees the reward column, the reported number
 # is the 200-epoch test accuracy (mean over seeds).
 NB201_DATASETS = {
     "cifar10": ("c10_val12", ("c10_test200",)),

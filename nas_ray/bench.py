@@ -1,4 +1,4 @@
-"""``nas-ray bench``: searchers x seeds on a benchmark table, in-process (BENCHMARKS.md protocol)."""
+"""``nas-ray bench``: searchers x seeds on a benchmark table, in-process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-# Published 100-query anchors on NB201 test accuracy (BENCHMARKS.md): GraphPNAS paper, and random
+# Published 100-query anchors on NB201 test accuracy: GraphPNAS paper, and random
 # search reproduced on this table over 500 seeds.
 NB201_ANCHORS = {
     "cifar10": {"GraphPNAS (paper)": 94.34, "REINFORCE (paper)": 93.90, "random (paper)": 93.86, "random (reproduced, 500 seeds)": 93.75},

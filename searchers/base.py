@@ -1,4 +1,4 @@
-"""What every nas-ray searcher shares, implemented once (DESIGN §3, TUNE.md)."""
+"""What every nas-ray searcher shares, implemented once."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 class GraphPNASSearcher(ArchitectureSearcher):
-    """GraphPNAS's search loop (METHODS §5.5) behind Tune's ``Searcher`` API.
+    """GraphPNAS's search loop behind Tune's ``Searcher`` API.
 
     A search step proposes ``samples_per_step`` (B) architectures: with probability epsilon(step)
     from the explorer (a random-graph prior of the space), else from the generator by rejection

@@ -44,7 +44,7 @@ from nas_ray.spaces.base import SearchSpace
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Sizes of the generator (METHODS §5.3; defaults: the official code's NB101/NB201 configs)."""
+    """Sizes of the generator (defaults: the official code's NB101 / NB201 configs)."""
 
     hidden: int = 24  # node state and message size H (code: 24 for NB101/NB201; paper: 128)
     layers: int = 7  # message-passing layers S, each with its own weights

@@ -1,4 +1,4 @@
-"""GraphPNAS's learning pieces, independent of any RL library (METHODS §5.4-5.5): the replay buffer
+"""GraphPNAS's learning pieces, independent of any RL library: the replay buffer
 of evaluated architectures, the epsilon-explorer over the space's random-graph priors, the REINFORCE
 objectives, the generator fit, and the named presets of the paper and the official code."""
 
@@ -79,7 +79,7 @@ class KeepSchedule:
 # ---------------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class GraphPNASConfig:
-    """Everything GraphPNAS's search loop needs (METHODS §5.5), with the official code's NB201
+    """Everything GraphPNAS's search loop needs, with the official code's NB201
     CIFAR-10 settings as defaults. ``PRESETS`` holds the paper's and the code's per-space settings."""
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -164,7 +164,7 @@ def _nb201(warmup: int, epochs: int, top: int) -> GraphPNASConfig:
     )
 
 
-#: per-space settings of the official code (NB101 / NB201) and the paper (RandWire / ENAS), METHODS §5.5
+#: per-space settings of the official code (NB101 / NB201) and the paper (RandWire / ENAS)
 PRESETS: dict[str, GraphPNASConfig] = {
     "nb201-cifar10": _nb201(30, 70, 15),
     "nb201-cifar100": _nb201(15, 60, 10),
@@ -340,8 +340,8 @@ def fit_generator(
     ``config.batch_size`` (gradient norm clipped to ``config.grad_clip``). Returns the last epoch's
     mean loss and the number of gradient steps."""
     generator.train()
-    opt = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
-    params = [p for p in generator.parameters()]
+    flat, grad = _flat_parameters(generator)
+    opt = torch.optim.Adam([flat], lr=config.lr, fused=True)
     adv = torch.as_tensor(advantage, dtype=torch.float32)
     n = len(trajectories)
     batches_cache: dict[tuple[int, ...], TrajectoryBatch] = {}
@@ -356,16 +356,42 @@ def fit_generator(
                 batch = batches_cache[idx] = TrajectoryBatch.from_trajectories([trajectories[i] for i in idx])
             nll = generator.log_likelihood(batch)["nll_normalised"]
             loss = reinforce_loss(nll, adv[list(idx)], config.objective, config.beta)
-            opt.zero_grad(set_to_none=True)
+            grad.zero_()
             loss.backward()
+            if steps == 0:
+                _check_flat_gradients(generator, grad)
             if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+                torch.nn.utils.clip_grad_norm_([flat], config.grad_clip)
             opt.step()
             total += loss.item() * len(idx)
             steps += 1
         last = total / n
     generator.eval()
     return {"loss": last, "gradient_steps": steps}
+
+
+def _flat_parameters(module: torch.nn.Module) -> tuple[torch.nn.Parameter, Tensor]:
+    """Make every parameter of ``module`` (and its gradient) a view into one flat tensor, so that
+    Adam and the gradient clip are one operation each instead of one per parameter tensor."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        k = p.numel()
+        p.data = flat[offset : offset + k].view_as(p)
+        p.grad = grad[offset : offset + k].view_as(p)
+        offset += k
+    param = torch.nn.Parameter(flat)
+    param.grad = grad
+    return param, grad
+
+
+def _check_flat_gradients(module: torch.nn.Module, grad: Tensor) -> None:
+    start, end = grad.data_ptr(), grad.data_ptr() + grad.numel() * grad.element_size()
+    for name, p in module.named_parameters():
+        if p.grad is None or not start <= p.grad.data_ptr() < end:
+            raise RuntimeError(f"the gradient of {name} left the flat buffer; this torch version accumulates out of place")
 
 
 def trajectory_of(builder: Builder, entry: BufferEntry) -> Trajectory:

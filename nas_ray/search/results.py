@@ -1,4 +1,4 @@
-"""The results table (DESIGN §3): one row per evaluation, and what is derived from it."""
+"""The results table: one row per evaluation, and what is derived from it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Running a search on Ray Tune: one trial per architecture (TUNE.md has the measured pitfalls)."""
+"""Running a search on Ray Tune: one trial per architecture."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def run_tune(
             max_concurrent_trials=max_concurrent,
             metric=metric,
             mode=evaluator.mode,
-            reuse_actors=True,  # ~50x less per-trial overhead (TUNE.md §5)
+            reuse_actors=True,  # ~50x less per-trial overhead
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",  # not the whole matrix
         ),
         run_config=tune.RunConfig(

@@ -1,4 +1,4 @@
-"""The SearchSpace contract shared by every space (DESIGN §3)."""
+"""The SearchSpace contract shared by every space."""
 
 from __future__ import annotations
 
