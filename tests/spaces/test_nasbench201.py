@@ -105,6 +105,6 @@ def test_masks_follow_the_fixed_wiring() -> None:
         assert masks.required.tolist() == SKELETON[:n, n].astype(bool).tolist()
         assert masks.min_edges == masks.max_edges == int(SKELETON[:n, n].sum())
         ops.append(allowed[0])
-    assert not SPACE.priors
-    with pytest.raises(KeyError, match=r"no prior 'erdos_renyi'; its priors: none \(its topology is fixed\)"):
+    assert list(SPACE.priors) == ["no_none"]  # GraphPNAS's explorer: no 'none' op on any edge
+    with pytest.raises(KeyError, match=r"no prior 'erdos_renyi'; its priors: no_none"):
         SPACE.sample_prior("erdos_renyi")
