@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from nas_ray.construction import OBS_KEYS, BatchBuild, Builder, Trajectory
+from nas_ray.errors import UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import SearchSpace
 
@@ -61,6 +62,13 @@ GENERATOR_PRESETS = {
     "code": GeneratorConfig(hidden=24),
     "paper": GeneratorConfig(hidden=128),
 }
+
+
+def generator_preset(name: str) -> GeneratorConfig:
+    """The named generator sizes (``GENERATOR_PRESETS``)."""
+    if name not in GENERATOR_PRESETS:
+        raise UnknownName(f"unknown generator preset {name!r}; presets: {', '.join(GENERATOR_PRESETS)}")
+    return GENERATOR_PRESETS[name]
 
 
 class AttentionMessagePassing(MessagePassing):
@@ -319,9 +327,7 @@ class GraphPNASGenerator(nn.Module):
         """A generator sized for ``space`` (config: a ``GeneratorConfig`` or a preset name); ``seed``
         fixes the initial weights."""
         if isinstance(config, str):
-            if config not in GENERATOR_PRESETS:
-                raise KeyError(f"unknown generator preset {config!r}; presets: {', '.join(GENERATOR_PRESETS)}")
-            config = GENERATOR_PRESETS[config]
+            config = generator_preset(config)
         if seed is None:
             return cls(space.max_nodes, len(space.node_types), config)
         with torch.random.fork_rng(devices=[]):
@@ -498,10 +504,6 @@ class TrajectoryBatch:
         return cls.from_trajectories([builder.trajectory(a) for a in archs])
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 __all__ = [
     "AttentionMessagePassing",
     "GeneratorConfig",
@@ -509,5 +511,4 @@ __all__ = [
     "GraphPNASGenerator",
     "NodeDistribution",
     "TrajectoryBatch",
-    "count_parameters",
 ]

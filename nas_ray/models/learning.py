@@ -16,7 +16,13 @@ from torch import Tensor
 from nas_ray.construction import Builder, Trajectory
 from nas_ray.errors import UnknownName
 from nas_ray.graph import Architecture
-from nas_ray.models.graphpnas import GENERATOR_PRESETS, GeneratorConfig, GraphPNASGenerator, TrajectoryBatch
+from nas_ray.models.graphpnas import (
+    GENERATOR_PRESETS,
+    GeneratorConfig,
+    GraphPNASGenerator,
+    TrajectoryBatch,
+    generator_preset,
+)
 from nas_ray.spaces.base import SearchSpace
 
 OBJECTIVES = ("cdf", "standardized", "ewma")
@@ -146,12 +152,6 @@ def option_names() -> tuple[str, ...]:
         *(f"epsilon_{f}" for f in EpsilonSchedule.__dataclass_fields__),
         *(f"keep_{f}" for f in KeepSchedule.__dataclass_fields__),
     )
-
-
-def generator_preset(name: str) -> GeneratorConfig:
-    if name not in GENERATOR_PRESETS:
-        raise UnknownName(f"unknown generator preset {name!r}; presets: {', '.join(GENERATOR_PRESETS)}")
-    return GENERATOR_PRESETS[name]
 
 
 _CODE, _PAPER = GENERATOR_PRESETS["code"], GENERATOR_PRESETS["paper"]
