@@ -121,6 +121,11 @@ class ArchitectureDesignEnv(gym.Env):
         except InvalidArchitecture as exc:
             return self.invalid_reward, {"valid": False, "invalid_reason": str(exc), "architecture": _raw(g)}
         info: dict[str, Any] = {"valid": True, "architecture": canonical.to_dict(), "hash": self.space.hash(canonical)}
+        return self._evaluate(canonical, info)
+
+    def _evaluate(self, canonical: Any, info: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """Score the finished canonical graph: the reward and the final ``info`` (which holds the
+        architecture and its hash on entry). Subclasses change how or where evaluation happens."""
         if self.evaluator is None:
             info["metrics"] = {}
             return 0.0, info

@@ -41,7 +41,7 @@ def options_for(name: str, options: Mapping[str, Any] | None, space: str, datase
             out[key] = value
         elif target == name:
             out[rest] = value
-    if name == "graphpnas" and space == "nasbench201" and "preset" not in out and dataset:
+    if name in ("graphpnas", "graphpnas-rllib") and space == "nasbench201" and "preset" not in out and dataset:
         out["preset"] = f"nb201-{dataset}"
     return out
 
@@ -59,9 +59,14 @@ def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
 
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
     rows: list[dict[str, Any]] = []
-    searcher = get_searcher(name, ev.space, seed=seed, metric=ev.metric, mode=ev.mode, **options)
     start = time.perf_counter()
-    run_local(searcher, ev, budget, on_row=rows.append, searcher=name, seed=seed, space=ev.space.name, metric=ev.metric)
+    if name == "graphpnas-rllib":  # GraphPNAS trained by the RLlib algorithm, no env runners
+        from nas_ray.search.rl import run_rllib
+
+        rows = run_rllib(evaluator=ev, budget=budget, seed=seed, options=options, progress=False).table.to_dict("records")
+    else:
+        searcher = get_searcher(name, ev.space, seed=seed, metric=ev.metric, mode=ev.mode, **options)
+        run_local(searcher, ev, budget, on_row=rows.append, searcher=name, seed=seed, space=ev.space.name, metric=ev.metric)
     total = time.perf_counter() - start
     evaluating = sum(r["wall_s"] for r in rows)
     rewards = [r["reward"] for r in rows]

@@ -3,6 +3,7 @@
     nas-ray search                  # the offline main job: NB101 cells trained on digits, evolution, local Ray
     nas-ray search --evaluator table:nasbench201:cifar10 --searcher tpe --budget 100 --data-dir DATA
     nas-ray bench --space nasbench201 --dataset cifar10 --searcher random --searcher evolution --seeds 10
+    nas-ray rl --evaluator table:nasbench201:cifar10 --budget 100 --num-env-runners 2 --data-dir DATA
     nas-ray show results/search/summary.json
     nas-ray spaces | nas-ray searchers
 
@@ -180,6 +181,44 @@ def _print_summary(result: Any) -> None:
               f"{result.output / 'best_architecture.png'}")
 
 
+# ---------------------------------------------------------------------------------- rl
+def cmd_rl(args: argparse.Namespace) -> int:
+    _import_plugins(args.imports or [])
+    if args.budget is not None and args.budget <= 0:
+        raise UsageError(f"--budget must be a positive integer, got {args.budget}")
+    if args.num_env_runners < 0:
+        raise UsageError(f"--num-env-runners must be 0 or more, got {args.num_env_runners}")
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be 0 or more, got {args.checkpoint_every}")
+    if args.data_dir is not None and not Path(args.data_dir).exists():
+        raise UsageError(f"--data-dir {args.data_dir} does not exist")
+    if args.restore is not None and not (Path(args.restore) / "rllib_checkpoint.json").is_file():
+        raise UsageError(f"--restore {args.restore} is not a checkpoint folder (no rllib_checkpoint.json)")
+    output = Path(args.output or f"results/rl-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    from nas_ray.search.rl import run_rllib
+
+    result = run_rllib(
+        evaluator=args.evaluator,
+        space=args.space,
+        space_options=_key_values(args.space_option or [], "--space-option"),
+        budget=args.budget if args.budget is not None else 100,
+        seed=args.seed,
+        num_env_runners=args.num_env_runners,
+        preset=args.preset,
+        options=_key_values(args.option or [], "--option"),
+        data_dir=args.data_dir,
+        evaluation=args.evaluation,
+        output=output,
+        checkpoint_every=args.checkpoint_every,
+        restore=args.restore,
+        address=args.address,
+    )
+    _print_summary(result)
+    print(f"checkpoint: {output / 'checkpoint'}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
     _import_plugins(args.imports or [])
@@ -312,6 +351,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--import", dest="import", action="append", metavar="MODULE",
                    help="import a module or .py file that registers your own spaces/searchers")
     s.set_defaults(func=cmd_search)
+
+    r = sub.add_parser("rl", help="GraphPNAS trained by REINFORCE under RLlib",
+                       description="GraphPNAS's search as an RLlib algorithm: env runners build architectures with "
+                       "the generator and evaluate them (in parallel with --num-env-runners), the learner refits the "
+                       "generator on the replay buffer's best. Writes the same results files as `search`.")
+    r.add_argument("--evaluator", required=True, help="table:<benchmark>[:<dataset>] or train:digits, "
+                   "e.g. table:nasbench201:cifar10")
+    r.add_argument("--space", help="search space (default: the evaluator's)")
+    r.add_argument("--space-option", action="append", metavar="KEY=VALUE")
+    r.add_argument("--budget", type=int, help="unique architectures to evaluate (default 100)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--num-env-runners", type=int, default=0, help="evaluations at a time (default 0: in this process)")
+    r.add_argument("--preset", help="GraphPNAS settings (default: the space's), e.g. nb201-cifar100")
+    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a GraphPNAS option, e.g. epochs=10")
+    r.add_argument("--evaluation", choices=["auto", "local", "remote"], default="auto",
+                   help="auto (default): a Ray task per evaluation when the evaluator needs a GPU")
+    r.add_argument("--data-dir", help="benchmark data folder (default $NAS_RAY_DATA)")
+    r.add_argument("--output", help="results folder (default results/rl-<time>)")
+    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="also checkpoint every N iterations")
+    r.add_argument("--restore", metavar="CHECKPOINT", help="continue from a checkpoint folder")
+    r.add_argument("--address", help="join a Ray cluster: auto (inside ray submit) or ray://host:10001")
+    r.add_argument("--import", dest="imports", action="append", metavar="MODULE")
+    r.set_defaults(func=cmd_rl)
 
     b = sub.add_parser("bench", help="compare searchers on a benchmark table, in-process",
                        description="Several searchers x seeds on a tabular benchmark; prints mean +- std of the "

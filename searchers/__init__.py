@@ -27,6 +27,8 @@ __all__ = [
     "RegularizedEvolution",
     "TPESearch",
     "GraphPNASSearcher",
+    "REINFORCE",
+    "REINFORCEConfig",
     "get_searcher",
     "register_searcher",
     "available_searchers",
@@ -45,6 +47,8 @@ _LAZY = {
     "RegularizedEvolution": "nas_ray.searchers.evolution",
     "TPESearch": "nas_ray.searchers.tpe",
     "GraphPNASSearcher": "nas_ray.searchers.graphpnas",
+    "REINFORCE": "nas_ray.searchers.reinforce",
+    "REINFORCEConfig": "nas_ray.searchers.reinforce",
 }
 
 

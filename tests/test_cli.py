@@ -37,6 +37,13 @@ def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: 
         (["bench", "--dataset", "cifar-10", "--data-dir", "{data}"], "unknown NAS-Bench-201 dataset 'cifar-10'"),
         (["bench", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["rl"], "the following arguments are required: --evaluator"),
+        (["rl", "--evaluator", "table:nasbench201:cifar10", "--budget", "0"], "--budget must be a positive integer, got 0"),
+        (["rl", "--evaluator", "table:nasbench201:cifar10", "--num-env-runners", "-1"], "--num-env-runners must be 0 or more"),
+        (["rl", "--evaluator", "table:nasbench201:cifar10", "--restore", "/no/such"],
+         "--restore /no/such is not a checkpoint folder (no rllib_checkpoint.json)"),
+        (["rl", "--evaluator", "table:nasbench201:cifar10", "--data-dir", "{data}", "--option", "epoch=3"],
+         "GraphPNAS has no option 'epoch'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, data_dir: Path, argv: list[str], message: str) -> None:  # noqa: ANN001
@@ -151,3 +158,23 @@ def test_bench_runs_graphpnas_with_per_searcher_options(data_dir, capsys) -> Non
                  "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and "graphpnas" in out and "random" in out
+
+
+@pytest.mark.slow
+def test_rl_writes_the_search_results_files(data_dir, tmp_path, capsys) -> None:  # noqa: ANN001
+    import ray
+
+    out = tmp_path / "rl"
+    try:
+        code = main(["rl", "--evaluator", "table:nasbench201:cifar10", "--data-dir", str(data_dir), "--budget", "6",
+                     "--option", "epochs=1", "--option", "epsilon_steps=3", "--output", str(out)])
+    finally:
+        ray.shutdown()
+    assert code == 0
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("query,trial_id,searcher,seed,space,hash,arch,status,reward,wall_s")
+    assert len(lines) == 7 and all(",graphpnas-rllib," in line for line in lines[1:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["searcher"] == "graphpnas-rllib" and summary["evaluations"] == 6 and summary["backend"] == "rllib"
+    assert (out / "best_so_far.png").is_file() and (out / "checkpoint" / "rllib_checkpoint.json").is_file()
+    assert "graphpnas-rllib on nasbench201 (rllib backend): 6 evaluations" in capsys.readouterr().out

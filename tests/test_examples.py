@@ -1,4 +1,5 @@
-"""The README's two examples: a user's own searcher run by the CLI, and a nas-ray searcher in a user's Tuner."""
+"""The README's examples: a user's own searcher run by the CLI, a nas-ray searcher in a user's Tuner, and
+GraphPNAS under RLlib with a checkpoint and a restore."""
 
 from __future__ import annotations
 
@@ -42,3 +43,18 @@ def test_nas_ray_searcher_in_a_users_tuner() -> None:
         assert all(r.metrics["score"] > 0 for r in grid)
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_rllib_example_trains_checkpoints_and_restores(data_dir: Path, tmp_path: Path) -> None:
+    import ray
+
+    spec = importlib.util.spec_from_file_location("rllib_search", EXAMPLES / "rllib_search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        rows = module.main(str(data_dir), budget=14, epochs=2, checkpoint_dir=str(tmp_path / "ckpt"))
+    finally:
+        ray.shutdown()
+    assert len(rows) == 14 and len({r["hash"] for r in rows}) == 14
+    assert (tmp_path / "ckpt" / "algorithm_state.pkl").is_file()

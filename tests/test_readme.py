@@ -16,7 +16,7 @@ def python_blocks() -> list[str]:
 
 
 def test_readme_examples_run(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the own-space block needs the reader's class; the two example blocks are checked against examples/
+    # the own-space block needs the reader's class; the example blocks are checked against examples/
     blocks = [b for b in python_blocks() if "MySpace" not in b and "examples/" not in _context(b)]
     assert len(blocks) >= 3
     monkeypatch.chdir(README.parent)
@@ -38,6 +38,6 @@ def test_readme_example_blocks_are_the_example_files() -> None:
     examples = README.parent / "examples"
     sources = {p.name: p.read_text() for p in examples.glob("*.py")}
     shown = [b for b in python_blocks() if "examples/" in _context(b)]
-    assert len(shown) == 2
+    assert len(shown) == 3
     for block in shown:
         assert any(block.strip() in src for src in sources.values()), block[:80]

@@ -432,15 +432,7 @@ class GraphPNASGenerator(nn.Module):
             batch.graph_cache = (key, self.propagation_graph(o["adjacency"], o["ops"], o["num_nodes"]))
         dist = self.distribution(batch.obs, graph=batch.graph_cache[1])
         lp_op, lp_edges = dist.log_prob(batch.op, batch.edges)
-        G = batch.num_graphs
-        op_sum = torch.zeros(G, dtype=lp_op.dtype).index_add_(0, batch.graph, lp_op)
-        edge_sum = torch.zeros(G, dtype=lp_op.dtype).index_add_(0, batch.graph, lp_edges)
-        return {
-            "log_prob": op_sum + edge_sum,
-            "op": op_sum,
-            "edge": edge_sum,
-            "nll_normalised": -edge_sum / batch.edge_norm - 0.5 * op_sum / batch.op_norm,
-        }
+        return graph_log_likelihood(lp_op, lp_edges, batch.graph, batch.num_graphs, batch.edge_norm, batch.op_norm)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -466,6 +458,35 @@ class GraphPNASGenerator(nn.Module):
             op, edges = self.distribution(obs, temperature, dedupe=True).sample(generator)
             build.apply(op.numpy(), edges.numpy())
         return build.architectures()
+
+
+def graph_log_likelihood(
+    lp_op: Tensor,
+    lp_edges: Tensor,
+    graph: Tensor,
+    num_graphs: int,
+    edge_norm: Tensor | None = None,
+    op_norm: Tensor | None = None,
+    num_nodes: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Per-step log-probabilities (``NodeDistribution.log_prob``) summed per graph (``graph``: the
+    graph index of each step), and the official code's normalised NLL: edge NLL / sum_i (i + 1) +
+    0.5 * op NLL / #steps. The norms are per graph; without them they are computed from the steps'
+    ``num_nodes`` (nodes before the step)."""
+    if edge_norm is None or op_norm is None:
+        if num_nodes is None:
+            raise ValueError("graph_log_likelihood needs the norms or the steps' num_nodes")
+        ones = torch.ones_like(lp_op)
+        op_norm = torch.zeros(num_graphs, dtype=lp_op.dtype).index_add_(0, graph, ones)
+        edge_norm = torch.zeros(num_graphs, dtype=lp_op.dtype).index_add_(0, graph, num_nodes.to(lp_op.dtype) + 1)
+    op_sum = torch.zeros(num_graphs, dtype=lp_op.dtype).index_add(0, graph, lp_op)
+    edge_sum = torch.zeros(num_graphs, dtype=lp_op.dtype).index_add(0, graph, lp_edges)
+    return {
+        "log_prob": op_sum + edge_sum,
+        "op": op_sum,
+        "edge": edge_sum,
+        "nll_normalised": -edge_sum / edge_norm - 0.5 * op_sum / op_norm,
+    }
 
 
 @dataclass
@@ -510,5 +531,6 @@ __all__ = [
     "GENERATOR_PRESETS",
     "GraphPNASGenerator",
     "NodeDistribution",
+    "graph_log_likelihood",
     "TrajectoryBatch",
 ]
