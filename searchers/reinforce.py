@@ -195,6 +195,14 @@ class GraphPNASRLModule(TorchRLModule):
         )
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Acting (env runners): the distribution at the sampling temperature."""
+        return self._distribution_inputs(batch, self.temperature)
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Learning: the generator's own likelihood (temperature 1), as the Tune searcher fits it."""
+        return self._distribution_inputs(batch, 1.0)
+
+    def _distribution_inputs(self, batch: dict[str, Any], temperature: float) -> dict[str, Any]:
         obs = {k: torch.as_tensor(batch[Columns.OBS][k]) for k in OBS_KEYS}
         # A vectorised env runner also asks for an action on an episode's terminal observation (the
         # complete graph; the action is dropped at the reset). Such rows get a placeholder: the
@@ -202,7 +210,7 @@ class GraphPNASRLModule(TorchRLModule):
         complete = ~obs["op_mask"].bool().any(-1)
         if bool(complete.any()):
             obs["num_nodes"] = torch.where(complete, obs["num_nodes"].clamp(max=self.max_nodes - 1), obs["num_nodes"])
-        dist = self.generator.distribution(obs, self.temperature)
+        dist = self.generator.distribution(obs, temperature)
         if bool(complete.any()):
             dist.op_logits = dist.op_logits.masked_fill(complete[:, None], 0.0)
         return {Columns.ACTION_DIST_INPUTS: pack_distribution(dist)}
@@ -655,6 +663,9 @@ class REINFORCE(Algorithm):
         return REINFORCEConfig()
 
     def setup(self, config: Any) -> None:
+        evaluator = config.get("search_evaluator") if isinstance(config, dict) else getattr(config, "search_evaluator", None)
+        if evaluator is None:
+            raise ValueError("REINFORCE needs an evaluator: REINFORCEConfig().search(evaluator=...)")
         super().setup(config)
         cfg = self.config
         self.search_space = cfg.space()

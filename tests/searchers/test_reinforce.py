@@ -338,6 +338,8 @@ def test_config_errors_are_clear():
         REINFORCEConfig().search(evaluation="gpu")
     with pytest.raises(TypeError, match="epoch"):
         REINFORCEConfig().training(epoch=1)
+    with pytest.raises(ValueError, match=r"REINFORCE needs an evaluator: REINFORCEConfig\(\).search\(evaluator=...\)"):
+        REINFORCEConfig().search(space="nasbench201").build_algo()
     with pytest.raises(Exception, match="unknown GraphPNAS preset"):
         REINFORCEConfig().training(preset="nb999")
     bad = copy.deepcopy(REINFORCEConfig().search(space="nasbench101", evaluator=_Flaky()))
