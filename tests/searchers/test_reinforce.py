@@ -73,7 +73,7 @@ def test_distribution_samples_are_legal_and_greedy_is_deterministic():
     env = SearchDesignEnv({"space": space})
     cls = _dist_cls(space, gen)
     torch.manual_seed(0)
-    for _ in range(40):
+    for _ in range(12):
         obs, _ = env.reset()
         done = False
         while not done:
@@ -139,7 +139,7 @@ def test_learner_update_equals_the_shared_fit(objective):
 
 
 def test_learner_minibatches_hold_whole_episodes():
-    config = REINFORCEConfig().search(space="nasbench101").training(epochs=3, batch_size=2).debugging(seed=0)
+    config = REINFORCEConfig().search(space="nasbench101").training(epochs=2, batch_size=2).debugging(seed=0)
     config.validate()
     space = config.space()
     learner = config.build_learner(env=SearchDesignEnv(config.env_config))
@@ -160,9 +160,9 @@ def test_learner_minibatches_hold_whole_episodes():
     builder = Builder(space)
     lengths = {i: e.arch.num_nodes - 1 for i, e in enumerate(entries)}
     episodes = [buffer_episode(builder, e, i, 0.5) for i, e in enumerate(entries)]
-    learner.update(episodes=episodes, num_epochs=3, episodes_per_minibatch=2, shuffle_seed=0)
-    assert len(seen) == 3 * 3  # ceil(5 / 2) minibatches per epoch
-    for epoch in range(3):
+    learner.update(episodes=episodes, num_epochs=2, episodes_per_minibatch=2, shuffle_seed=0)
+    assert len(seen) == 2 * 3  # ceil(5 / 2) minibatches per epoch
+    for epoch in range(2):
         assert sorted(sum(seen[3 * epoch : 3 * epoch + 3], [])) == [0, 1, 2, 3, 4]
 
 
