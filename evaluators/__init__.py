@@ -11,6 +11,7 @@ from nas_ray.evaluators.tabular import NB201_DATASETS, TabularEvaluator
 # training.py imports torch / scikit-learn / nasbench-pytorch only inside its functions
 from nas_ray.evaluators.training import (
     DigitsEvaluator,
+    ImageTrainingEvaluator,
     TrainingConfig,
     TrainingEvaluator,
     digits_tensors,
@@ -18,8 +19,33 @@ from nas_ray.evaluators.training import (
     nasbench101_parameter_count,
 )
 
+# modules that import torch at their top are loaded on first use of one of their names
+_LAZY = {
+    "build_network": "nas_ray.evaluators.networks",
+    "network_options": "nas_ray.evaluators.networks",
+    "parameter_count": "nas_ray.evaluators.networks",
+    "PRESETS": "nas_ray.evaluators.networks",
+    "load_dataset": "nas_ray.evaluators.datasets",
+    "ImageData": "nas_ray.evaluators.datasets",
+    "augment_batch": "nas_ray.evaluators.datasets",
+    "SupernetEvaluator": "nas_ray.evaluators.supernet",
+    "SupernetTrainer": "nas_ray.evaluators.supernet",
+    "SupernetConfig": "nas_ray.evaluators.supernet",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas_ray.evaluators' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "Evaluator",
+    "ImageTrainingEvaluator",
     "Step",
     "TabularEvaluator",
     "TrainingEvaluator",

@@ -39,6 +39,11 @@ class Evaluator(abc.ABC):
     space: SearchSpace
 
     @property
+    def max_steps(self) -> int:
+        """How many steps ``iterate`` yields (epochs for a training evaluator): a scheduler's horizon."""
+        return 1
+
+    @property
     def resources(self) -> dict[str, float]:
         """Per-evaluation resources, as Ray counts them."""
         return {"cpu": 1.0, "gpu": 0.0}

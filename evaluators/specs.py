@@ -2,7 +2,12 @@
 
 - ``table:<benchmark>[:<dataset>]`` — a benchmark table, e.g. ``table:nasbench201:cifar100``,
   ``table:enas6``, ``table:nasbench101`` (official TFRecord), ``table:nasbench101-subset``;
-- ``train:digits`` — NAS-Bench-101 cells trained on scikit-learn's digits images (CPU or GPU).
+- ``train:<dataset>`` — the networks of a space trained on ``digits`` (scikit-learn's bundled images),
+  ``cifar10`` or ``cifar100`` (their binary files under ``data_dir``); options choose the space
+  (``space="nasbench201"``, default NAS-Bench-101), the network (``preset``, its fields), the data
+  (``train_fraction`` for low-data training, ``val_size``) and the training (``TrainingConfig`` fields);
+- ``supernet:enas-macro`` — ENAS macro architectures scored by a weight-sharing supernet that a Ray
+  actor trains (``SupernetConfig`` fields as options).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from typing import Any
 from nas_ray.errors import UnknownName
 from nas_ray.evaluators.base import Evaluator
 
-TRAINING = {"digits": "nas_ray.evaluators.training:DigitsEvaluator"}
+TRAINING = ("digits", "cifar10", "cifar100")
 EXAMPLES = ("table:nasbench201:cifar10", "table:nasbench201:cifar100", "table:nasbench201:imagenet16-120",
-            "table:enas6", "table:nasbench101", "table:nasbench101-subset", "train:digits")
+            "table:enas6", "table:nasbench101", "table:nasbench101-subset", "train:digits", "train:cifar10",
+            "train:cifar100", "supernet:enas-macro")
 
 
 def get_evaluator(spec: str, *, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Evaluator:
@@ -28,8 +34,15 @@ def get_evaluator(spec: str, *, data_dir: str | os.PathLike[str] | None = None, 
 
         return TabularEvaluator.from_name(rest, data_dir=data_dir, **options)
     if kind == "train" and rest in TRAINING:
-        import importlib
+        from nas_ray.evaluators.training import DigitsEvaluator, ImageTrainingEvaluator
 
-        module, _, attr = TRAINING[rest].partition(":")
-        return getattr(importlib.import_module(module), attr)(**options)
+        space = options.get("space", "nasbench101")
+        if rest == "digits" and getattr(space, "name", space) == "nasbench101" and "preset" not in options:
+            options.pop("space", None)
+            return DigitsEvaluator(**options)
+        return ImageTrainingEvaluator(rest, data_dir=data_dir, **options)
+    if kind == "supernet" and rest == "enas-macro":
+        from nas_ray.evaluators.supernet import SupernetEvaluator
+
+        return SupernetEvaluator(data_dir=data_dir, **options)
     raise UnknownName(f"unknown evaluator {spec!r}; for example: {', '.join(EXAMPLES)}")

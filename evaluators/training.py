@@ -16,6 +16,7 @@ import abc
 import contextlib
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "constant")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +67,17 @@ class TrainingConfig:
     max_train_samples: int | None = None
     #: batch size of the validation pass (no gradients, so larger batches are cheap)
     eval_batch_size: int = 1024
+    #: mixed precision: "auto" = bfloat16 autocast on CUDA and none on CPU; "bf16"; "fp16" (with a
+    #: gradient scaler, for GPUs without bfloat16); "off"
+    amp: str = "auto"
+    #: channels-last memory format for model and batches: "auto" = on CUDA (faster convolutions with
+    #: tensor cores), "on", "off"
+    channels_last: str = "auto"
+    #: bit-reproducible GPU training (deterministic cuDNN kernels, ``torch.use_deterministic_algorithms``);
+    #: off by default on GPU, where cuDNN then picks the fastest kernels. CPU training is deterministic anyway
+    deterministic: bool = False
+    #: the dataset's training augmentation (random crop + flip on CIFAR; none on digits)
+    augment: bool = True
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
@@ -86,6 +99,20 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"TrainingConfig.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainingConfig.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ValueError(f"TrainingConfig.channels_last must be auto, on or off, got {self.channels_last!r}")
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The autocast dtype of training on ``device`` (None: full precision)."""
+        import torch
+
+        mode = ("bf16" if device.type == "cuda" else "off") if self.amp == "auto" else self.amp
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[mode]
+
+    def uses_channels_last(self, device: torch.device) -> bool:
+        return self.channels_last == "on" or (self.channels_last == "auto" and device.type == "cuda")
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate of optimiser step ``step`` (0-based) out of ``total_steps``: a pure function of
@@ -172,25 +199,40 @@ class TrainingEvaluator(Evaluator):
             metrics = step.metrics
         return metrics
 
+    @property
+    def max_steps(self) -> int:
+        return self.config.epochs
+
+    def augmentation(self) -> str:
+        """The training augmentation of the data: "none" or "crop_flip" (random crop + horizontal flip)."""
+        return "none"
+
     def iterate(self, arch: Architecture, *, restore: Mapping[str, Any] | None = None) -> Iterator[Step]:
         import torch
 
         arch = self.prepare(arch)
         arch_hash = self.space.hash(arch)
         cfg, device = self.config, self.device
+        memory_format = torch.channels_last if cfg.uses_channels_last(device) else torch.contiguous_format
         with self._compute(device):
             train, val = self._data(device)
             torch.manual_seed(cfg.seed)
-            model = self.build_model(arch).to(device)
+            model = self.build_model(arch).to(device, memory_format=memory_format)
             n_params = self.count_parameters(model)
+            macs = self._macs(model, val, device, memory_format)
             optimizer = self._optimizer(model)
+            scaler = torch.amp.GradScaler(device.type, enabled=cfg.autocast_dtype(device) == torch.float16)
             first_epoch, rng = 0, torch.get_rng_state()
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
             if restore is not None:
                 first_epoch = self._check_restore(restore, arch_hash)
                 model.load_state_dict(restore["model"])
                 optimizer.load_state_dict(restore["optimizer"])
+                if "scaler" in restore:
+                    scaler.load_state_dict(restore["scaler"])
                 rng, cuda_rng = restore["rng"], restore.get("cuda_rng", cuda_rng)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         n_train = _length(train)
         steps_per_epoch = math.ceil(n_train / cfg.batch_size)
         for epoch in range(first_epoch, cfg.epochs):
@@ -199,8 +241,10 @@ class TrainingEvaluator(Evaluator):
                 torch.set_rng_state(rng)
                 if cuda_rng is not None:
                     torch.cuda.set_rng_state(cuda_rng, device)
-                train_loss = self._train_epoch(model, optimizer, train, epoch, steps_per_epoch, device)
-                val_accuracy, val_loss = self._validate(model, val, device)
+                train_loss, images = self._train_epoch(model, optimizer, scaler, train, epoch, steps_per_epoch, device,
+                                                       memory_format)
+                train_seconds = time.perf_counter() - start  # _train_epoch ends on a device sync
+                val_accuracy, val_loss = self._validate(model, val, device, memory_format)
                 rng = torch.get_rng_state()
                 cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
             metrics = {
@@ -209,8 +253,12 @@ class TrainingEvaluator(Evaluator):
                 "train_loss": train_loss,
                 "epoch": epoch + 1,
                 "params": n_params,
+                "macs": macs,
+                "images_per_s": images / max(train_seconds, 1e-9),
                 "epoch_seconds": time.perf_counter() - start,
             }
+            if device.type == "cuda":
+                metrics["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
             state = {
                 "epoch": epoch + 1,
                 "hash": arch_hash,
@@ -219,6 +267,8 @@ class TrainingEvaluator(Evaluator):
                 "optimizer": _cpu_copy(optimizer.state_dict()),
                 "rng": rng.clone(),
             }
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
             if cuda_rng is not None:
                 state["cuda_rng"] = cuda_rng.cpu()
             yield Step(metrics, state)
@@ -226,16 +276,22 @@ class TrainingEvaluator(Evaluator):
     # ------------------------------------------------------------------ the loop
     @contextlib.contextmanager
     def _compute(self, device: torch.device) -> Iterator[None]:
-        """This evaluation's thread count and RNG stream, without leaking either into the caller (two
-        interleaved ``iterate`` generators do not disturb each other or the global RNG)."""
+        """This evaluation's thread count, kernel choice and RNG stream, without leaking any into the
+        caller (two interleaved ``iterate`` generators do not disturb each other or the global RNG)."""
         import torch
 
         threads = torch.get_num_threads()
         cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+        algorithms = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
         if device.type == "cpu":
             torch.set_num_threads(self.config.num_threads)
         else:
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            deterministic = self.config.deterministic
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
+            if deterministic:
+                # cuBLAS needs this before its first use in the process to be deterministic
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True)
         cuda_devices = []
         if device.type == "cuda":
             cuda_devices = [torch.cuda.current_device() if device.index is None else device.index]
@@ -245,6 +301,22 @@ class TrainingEvaluator(Evaluator):
         finally:
             torch.set_num_threads(threads)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+            torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
+
+    def _macs(self, model: torch.nn.Module, val: Any, device: torch.device, memory_format: torch.memory_format) -> float:
+        """Multiply-accumulates of one forward pass of one image, by torch's FLOP counter (FLOPs / 2)."""
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        sample = val[0][:1] if isinstance(val, tuple) else val[0][0].unsqueeze(0)
+        sample = sample.to(device).contiguous(memory_format=memory_format)
+        was_training = model.training
+        model.eval()
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(sample)
+        model.train(was_training)
+        return counter.get_total_flops() / 2.0
 
     def _data(self, device: torch.device) -> tuple[Any, Any]:
         """``datasets()`` with ``max_train_samples`` applied and tensor pairs moved to ``device``."""
@@ -294,36 +366,56 @@ class TrainingEvaluator(Evaluator):
         for inputs, labels in loader:
             yield inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
-    def _train_epoch(self, model, optimizer, train, epoch: int, steps_per_epoch: int, device) -> float:  # noqa: ANN001
+    def _train_epoch(self, model, optimizer, scaler, train, epoch: int, steps_per_epoch: int, device,  # noqa: ANN001
+                     memory_format) -> tuple[float, int]:  # noqa: ANN001
+        """One epoch; (mean training loss, images trained on)."""
         import torch
 
         cfg = self.config
         model.train()
         total_steps = cfg.epochs * steps_per_epoch
-        # The batch order is a function of (seed, epoch) alone, so a resumed run sees the same batches.
+        # The batch order and the augmentation are functions of (seed, epoch) alone, so a resumed run
+        # sees the same batches.
         shuffle_seed = cfg.seed * 1_000_003 + epoch
+        augment = cfg.augment and self.augmentation() == "crop_flip"
+        generator = torch.Generator().manual_seed(shuffle_seed + 7_919) if augment else None
+        if augment:
+            from nas_ray.evaluators.datasets import augment_batch
+        dtype = cfg.autocast_dtype(device)
         loss_sum, seen = torch.zeros((), device=device), 0
         for i, (inputs, labels) in enumerate(self._batches(train, cfg.batch_size, device, shuffle_seed)):
             if len(labels) < 2:  # BatchNorm cannot train on a batch of one
                 continue
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr_at(epoch * steps_per_epoch + i, total_steps)
-            loss = self.criterion(model(inputs), labels)
+            if augment:
+                inputs = augment_batch(inputs, generator)
+            inputs = inputs.contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = self.criterion(model(inputs), labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(labels)
+            if scaler.is_enabled():
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            loss_sum += loss.detach().float() * len(labels)
             seen += len(labels)
-        return float(loss_sum) / max(seen, 1)
+        return float(loss_sum) / max(seen, 1), seen
 
-    def _validate(self, model, val, device) -> tuple[float, float]:  # noqa: ANN001
+    def _validate(self, model, val, device, memory_format=None) -> tuple[float, float]:  # noqa: ANN001
         import torch
 
+        dtype = self.config.autocast_dtype(device)
         model.eval()
         correct, loss_sum, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             for inputs, labels in self._batches(val, self.config.eval_batch_size, device, None):
-                logits = model(inputs)
+                if memory_format is not None:
+                    inputs = inputs.contiguous(memory_format=memory_format)
+                logits = model(inputs).float()
                 loss_sum += self.criterion(logits, labels) * len(labels)
                 correct += (logits.argmax(1) == labels).sum()
                 seen += len(labels)
@@ -389,7 +481,123 @@ def nasbench101_parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if id(p) not in skip)
 
 
-class DigitsEvaluator(TrainingEvaluator):
+#: (classes, input channels) of the datasets ``load_dataset`` reads, known without reading them
+DATASET_SHAPES = {"digits": (10, 1), "cifar10": (10, 3), "cifar100": (100, 3)}
+#: network preset per (dataset, space) where the space's default does not fit: 8x8 digits get small networks
+DEFAULT_PRESETS = {("digits", "nasbench101"): "small", ("digits", "enas-macro"): "small", ("digits", "randwire"): "small",
+                   ("cifar10", "randwire"): "cifar", ("cifar100", "randwire"): "cifar"}
+
+
+class ImageTrainingEvaluator(TrainingEvaluator):
+    """Trains the network ``nas_ray.evaluators.build_network`` builds for an architecture of ``space``
+    on an image-classification dataset (``train:<dataset>``).
+
+    ``dataset`` is a name of ``nas_ray.evaluators.datasets.load_dataset`` ("digits", "cifar10",
+    "cifar100"; CIFAR from its binary files under ``data_dir``) or an ``ImageData`` of your own.
+    ``train_fraction`` < 1 is the low-data mode of GraphPNAS's oracle: that fraction of the training
+    images of every class, all classes kept; the validation split (``val_size`` images held out of the
+    training set, ``split_seed``) is unchanged. ``preset`` and network options (``stem_channels=32``,
+    ``channels=24``, ...) choose the network; every other keyword is a ``TrainingConfig`` field::
+
+        ev = ImageTrainingEvaluator("cifar10", "nasbench201", data_dir="data", epochs=12, train_fraction=0.1)
+
+    On a GPU it trains with bfloat16 autocast and channels-last (``amp``, ``channels_last``), and
+    reports images/s and peak GPU memory with the usual per-epoch metrics.
+    """
+
+    def __init__(
+        self,
+        dataset: Any = "digits",
+        space: SearchSpace | str = "nasbench101",
+        config: TrainingConfig | None = None,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        preset: str | None = None,
+        space_options: Mapping[str, Any] | None = None,
+        val_size: int | None = None,
+        split_seed: int = 0,
+        train_fraction: float = 1.0,
+        **options: Any,
+    ) -> None:
+        from nas_ray.evaluators.datasets import DATASETS, ImageData
+        from nas_ray.evaluators.networks import network_options
+
+        fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+        overrides = {k: v for k, v in options.items() if k in fields}
+        space_obj = space if isinstance(space, SearchSpace) else get_space(space, **dict(space_options or {}))
+        super().__init__(space_obj, config, **overrides)
+        if isinstance(dataset, ImageData):
+            self.dataset, self._cache_data = dataset.name, dataset
+            self._shape = (dataset.num_classes, dataset.in_channels)
+            self._augment = dataset.augment
+        elif dataset in DATASETS:
+            self.dataset, self._shape = dataset, DATASET_SHAPES[dataset]
+            self._augment = "none" if dataset == "digits" else "crop_flip"
+        else:
+            from nas_ray.errors import UnknownName
+
+            raise UnknownName(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASETS)} (or an ImageData)")
+        if not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
+            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction!r}")
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self.val_size, self.split_seed, self.train_fraction = val_size, split_seed, float(train_fraction)
+        self.preset = preset or DEFAULT_PRESETS.get((self.dataset, space_obj.name))
+        self.network_options = network_options(space_obj.name, self.preset, **{
+            k: v for k, v in options.items() if k not in fields})
+
+    @property
+    def num_classes(self) -> int:
+        return self._shape[0]
+
+    @property
+    def in_channels(self) -> int:
+        return self._shape[1]
+
+    def augmentation(self) -> str:
+        return self._augment
+
+    def network_spec(self) -> dict[str, Any]:
+        """What rebuilds this evaluator's network: ``build_network(space, arch, **spec)`` (model export)."""
+        return {"space_options": self.space.options(), "preset": self.preset, "options": dict(self.network_options),
+                "num_classes": self.num_classes, "in_channels": self.in_channels}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "dataset": self.dataset, "data_dir": self.data_dir, "val_size": self.val_size,
+                "split_seed": self.split_seed, "train_fraction": self.train_fraction, "network": self.network_spec()}
+
+    def build_model(self, arch: Architecture) -> torch.nn.Module:
+        from nas_ray.evaluators.networks import build_network
+
+        return build_network(self.space, arch, num_classes=self.num_classes, in_channels=self.in_channels,
+                             preset=self.preset, **self.network_options)
+
+    def count_parameters(self, model: torch.nn.Module) -> int:
+        from nas_ray.evaluators.networks import parameter_count
+
+        return parameter_count(model)
+
+    def data(self) -> Any:
+        """The ``ImageData`` (loaded on first use, kept on the instance, not pickled)."""
+        cached = self.__dict__.get("_cache_data")
+        if cached is None:
+            from nas_ray.evaluators.datasets import load_dataset
+
+            cached = self._cache_data = load_dataset(self.dataset, self.data_dir, val_size=self.val_size,
+                                                     split_seed=self.split_seed, train_fraction=self.train_fraction)
+        return cached
+
+    def datasets(self) -> tuple[Any, Any]:
+        data = self.data()
+        return data.train, data.val
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if "_cache_data" in self.__dict__ and self.dataset not in DATASET_SHAPES:
+            state["_cache_data"] = self._cache_data  # a user's own ImageData cannot be reloaded by name
+        return state
+
+
+class DigitsEvaluator(ImageTrainingEvaluator):
     """NB101 cells as small networks (stem 16 channels, 3 stacks of 1 module, 16/32/64 channels)
     trained on scikit-learn's bundled 8x8 digits: offline, a few seconds per evaluation on one core.
 
@@ -417,58 +625,28 @@ class DigitsEvaluator(TrainingEvaluator):
         val_size: int = 360,
         split_seed: int = 0,
         bn_momentum: float = 0.1,
+        train_fraction: float = 1.0,
         **overrides: Any,
     ) -> None:
-        super().__init__(get_space("nasbench101"), config, **overrides)
+        super().__init__(
+            "digits", "nasbench101", config, preset="small", val_size=val_size, split_seed=split_seed,
+            train_fraction=train_fraction, stem_channels=stem_channels, num_stacks=num_stacks,
+            modules_per_stack=modules_per_stack, bn_momentum=bn_momentum, **overrides,
+        )
         self.stem_channels = stem_channels
         self.num_stacks = num_stacks
         self.modules_per_stack = modules_per_stack
-        self.val_size = val_size
-        self.split_seed = split_seed
         self.bn_momentum = bn_momentum
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(), "dataset": "sklearn-digits", "stem_channels": self.stem_channels,
-            "num_stacks": self.num_stacks, "modules_per_stack": self.modules_per_stack,
-            "val_size": self.val_size, "split_seed": self.split_seed, "bn_momentum": self.bn_momentum,
-        }
-
-    def build_model(self, arch: Architecture) -> torch.nn.Module:
-        return nasbench101_network(
-            arch, num_labels=10, in_channels=1, stem_channels=self.stem_channels,
-            num_stacks=self.num_stacks, modules_per_stack=self.modules_per_stack, bn_momentum=self.bn_momentum,
-        )
-
-    def count_parameters(self, model: torch.nn.Module) -> int:
-        return nasbench101_parameter_count(model)
-
-    def datasets(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        cached = self.__dict__.get("_cache_digits")
-        if cached is None:
-            cached = self._cache_digits = digits_tensors(self.val_size, self.split_seed)
-        return cached
 
 
 def digits_tensors(val_size: int = 360, split_seed: int = 0) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """scikit-learn's digits as ``((x_train, y_train), (x_val, y_val))``: float32 ``(N, 1, 8, 8)``
-    images standardised by the training split, int64 labels; a stratified split."""
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    images standardised by the training split, int64 labels; a stratified split. The training and
+    validation pairs of ``nas_ray.evaluators.datasets.load_dataset("digits", ...)``."""
+    from nas_ray.evaluators.datasets import load_dataset
 
-    images, labels = load_digits(return_X_y=True)
-    images = images.astype(np.float32) / 16.0  # pixel values are 0..16
-    x_train, x_val, y_train, y_val = train_test_split(
-        images, labels, test_size=val_size, stratify=labels, random_state=split_seed
-    )
-    mean, std = x_train.mean(), x_train.std()
-
-    def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(((x - mean) / std).astype(np.float32).reshape(-1, 1, 8, 8))
-        return x, torch.from_numpy(y.astype(np.int64))
-
-    return tensors(x_train, y_train), tensors(x_val, y_val)
+    data = load_dataset("digits", val_size=val_size, split_seed=split_seed)
+    return data.train, data.val
 
 
 def _length(data: Any) -> int:

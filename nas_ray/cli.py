@@ -5,6 +5,7 @@
     nas-ray bench --space nasbench201 --dataset cifar10 --searcher random --searcher evolution --seeds 10
     nas-ray rl --evaluator table:nasbench201:cifar10 --budget 100 --num-env-runners 2 --data-dir DATA
     nas-ray show results/search/summary.json
+    nas-ray export results/search --rank 1 --out model.pt
     nas-ray spaces | nas-ray searchers
 
 Bad input prints one line naming the problem and exits with status 2.
@@ -38,6 +39,8 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "cpus_per_trial": None,
     "gpus_per_trial": None,
     "max_failures": 0,
+    "scheduler": None,
+    "evaluator_option": [],
     "searcher_option": [],
     "space_option": [],
     "import": [],
@@ -156,6 +159,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         cpus_per_trial=config["cpus_per_trial"],
         gpus_per_trial=config["gpus_per_trial"],
         max_failures=config["max_failures"],
+        scheduler=config["scheduler"],
+        evaluator_options=_key_values(list(config["evaluator_option"]), "--evaluator-option"),
     )
     _print_summary(result)
     return 0
@@ -297,6 +302,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from nas_ray.export import export_model
+
+    if not Path(args.results_dir).is_dir():
+        raise UsageError(f"export: {args.results_dir} is not a folder (give a search's --output folder)")
+    info = export_model(args.results_dir, args.out, rank=args.rank, num_classes=args.num_classes,
+                        in_channels=args.in_channels, preset=args.preset)
+    weights = f"trained weights from {info.weights_from}" if info.trained else "untrained (the search did not train it)"
+    print(f"rank {info.rank} (query {info.query}, reward {info.reward:.6g}): {info.path}, {weights}")
+    print(f"architecture: {info.arch_json}\nload it with: nas_ray.export.load_model({str(info.path)!r})")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- listings
 def _first_line(obj: Any) -> str:
     """The first sentence of a docstring (which may wrap over lines)."""
@@ -347,7 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="join a Ray cluster: auto (inside ray submit) or ray://host:10001")
     s.add_argument("--cpus-per-trial", type=float)
     s.add_argument("--gpus-per-trial", type=float, help="fractions pack trials onto one card (0.5: two per GPU)")
-    s.add_argument("--max-failures", type=int, help="retries of a failed trial (default 0)")
+    s.add_argument("--max-failures", type=int, help="retries of a failed trial, from its last epoch (default 0)")
+    s.add_argument("--scheduler", choices=["asha"], help="asha: stop trials that trail at epochs 1, 3, 9, ...")
+    s.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
+                   help="e.g. epochs=4, space=nasbench201, train_fraction=0.1")
     s.add_argument("--import", dest="import", action="append", metavar="MODULE",
                    help="import a module or .py file that registers your own spaces/searchers")
     s.set_defaults(func=cmd_search)
@@ -399,6 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--space", help="check it against this space and print its hash and native form")
     w.add_argument("--png", help="draw it to this PNG")
     w.set_defaults(func=cmd_show)
+
+    e = sub.add_parser("export", help="write a searched architecture as a PyTorch model file")
+    e.add_argument("results_dir", help="a search's output folder (results.csv, summary.json)")
+    e.add_argument("--rank", type=int, default=1, help="1 = the best architecture (default), 2 = the second, ...")
+    e.add_argument("--out", required=True, help="model file to write, e.g. model.pt (and model.arch.json beside it)")
+    e.add_argument("--num-classes", type=int, help="untrained exports: classes of the output layer")
+    e.add_argument("--in-channels", type=int, help="untrained exports: input channels (default 3)")
+    e.add_argument("--preset", help="untrained exports: network preset, e.g. small")
+    e.set_defaults(func=cmd_export)
 
     sub.add_parser("spaces", help="list search spaces").set_defaults(func=cmd_spaces)
     sub.add_parser("searchers", help="list searchers").set_defaults(func=cmd_searchers)

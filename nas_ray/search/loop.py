@@ -17,6 +17,8 @@ from nas_ray.search.results import SearchResult, make_row, summarize
 from nas_ray.spaces import SearchSpace, get_space
 
 BACKENDS = ("local", "tune")
+#: Tune trial schedulers ``run(scheduler=...)`` takes; None runs every trial to its end
+SCHEDULERS = (None, "asha")
 RowCallback = Callable[[dict[str, Any]], None]
 
 
@@ -35,6 +37,8 @@ def run(
     cpus_per_trial: float | None = None,
     gpus_per_trial: float | None = None,
     max_failures: int = 0,
+    scheduler: str | None = None,
+    evaluator_options: Mapping[str, Any] | None = None,
     searcher_options: Mapping[str, Any] | None = None,
     space_options: Mapping[str, Any] | None = None,
     progress: bool | RowCallback = True,
@@ -47,8 +51,13 @@ def run(
     or an ``ArchitectureSearcher``; ``space`` defaults to the evaluator's. ``backend="tune"`` runs
     each evaluation as a Ray Tune trial (a local Ray unless ``address`` names a cluster), ``"local"``
     in this process without Ray. With one trial at a time and the same seed both produce the same
-    sequence of architectures. With ``output``, writes ``results.csv``, ``summary.json``,
-    ``best_so_far.png`` and ``best_architecture.png`` there (and Tune's run directory under it).
+    sequence of architectures. ``scheduler="asha"`` (Tune backend) stops trials whose per-epoch
+    ``metric`` trails the others' at the same epoch (their rows say ``stopped_early``);
+    ``evaluator_options`` go to the evaluator named by a spec (``{"epochs": 4, "space": "nasbench201"}``).
+    A failed trial is retried ``max_failures`` times, from its last per-epoch checkpoint. With
+    ``output``, writes ``results.csv``, ``summary.json``, ``best_so_far.png`` and
+    ``best_architecture.png`` there (and Tune's run directory, or the local backend's trained
+    weights, under it).
     """
     from nas_ray.evaluators.specs import get_evaluator
     from nas_ray.searchers import get_searcher
@@ -60,7 +69,18 @@ def run(
         raise ValueError(f"budget must be a positive number of architectures, got {budget!r}")
     if not isinstance(max_concurrent, int) or max_concurrent < 1:
         raise ValueError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
-    evaluator = get_evaluator(evaluator, data_dir=data_dir) if isinstance(evaluator, str) else evaluator
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; schedulers: {', '.join(str(s) for s in SCHEDULERS)}")
+    if scheduler is not None and backend != "tune":
+        raise ValueError(f"scheduler {scheduler!r} needs backend='tune' (the local backend runs every trial to the end)")
+    if isinstance(evaluator, str):
+        options = dict(evaluator_options or {})
+        if evaluator.startswith("train:") and space is not None and "space" not in options:
+            # a training evaluator builds the networks of whichever space is searched
+            options["space"] = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
+        evaluator = get_evaluator(evaluator, data_dir=data_dir, **options)
+    elif evaluator_options:
+        raise ValueError("evaluator_options apply to an evaluator spec string, not to an Evaluator object")
     if space is None:
         space_obj = evaluator.space
     else:
@@ -97,14 +117,15 @@ def run(
     common = {"searcher": searcher_name, "seed": seed, "space": space_obj.name, "metric": evaluator.metric}
     started = time.perf_counter()
     if backend == "local":
-        run_local(search_alg, evaluator, budget, max_concurrent=max_concurrent, on_row=on_row, **common)
+        run_local(search_alg, evaluator, budget, max_concurrent=max_concurrent, on_row=on_row,
+                  weights_dir=None if out is None else out / "weights", **common)
     else:
         from nas_ray.search.tune_backend import run_tune
 
         run_tune(
             search_alg, evaluator, budget, max_concurrent=max_concurrent, on_row=on_row, storage=out, name=name,
             address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-            max_failures=max_failures, **common,
+            max_failures=max_failures, scheduler=scheduler, **common,
         )
     elapsed = time.perf_counter() - started
 
@@ -116,7 +137,7 @@ def run(
     result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj)
     result.summary = summarize(
         result,
-        {**common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent,
+        {**common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent, "scheduler": scheduler,
          "evaluator": evaluator.describe(), "wall_s": elapsed},
     )
     if out is not None:
@@ -131,13 +152,15 @@ def run_local(
     *,
     max_concurrent: int = 1,
     on_row: RowCallback,
+    weights_dir: Path | None = None,
     searcher: str,
     seed: int | None,
     space: str,
     metric: str,
 ) -> None:
     """In-process loop: up to ``max_concurrent`` proposals are outstanding, evaluated oldest first
-    (so a concurrency limit affects the searcher as it would on Tune)."""
+    (so a concurrency limit affects the searcher as it would on Tune). A trained network's final
+    weights go to ``weights_dir/<trial_id>.pt`` (``nas-ray export`` reads them)."""
     from ray.tune.search import Searcher
 
     queue: deque[tuple[str, dict[str, Any]]] = deque()
@@ -161,11 +184,16 @@ def run_local(
         arch = Architecture.from_dict(config["arch"])
         start = time.perf_counter()
         metrics: dict[str, Any] | None = None
-        error = None
+        error, state = None, None
         try:
             for step in evaluator.iterate(arch):
-                metrics = step.metrics
+                metrics, state = step.metrics, step.state
                 search_alg.on_trial_result(trial_id, metrics)
+            if weights_dir is not None and state is not None and "model" in state:
+                import torch
+
+                weights_dir.mkdir(parents=True, exist_ok=True)
+                torch.save({"hash": state.get("hash"), "model": state["model"]}, weights_dir / f"{trial_id}.pt")
         except Exception as exc:  # noqa: BLE001 - a failed evaluation is a failed trial, as on Tune
             error = f"{type(exc).__name__}: {exc}"
         if error is None and metrics is not None:

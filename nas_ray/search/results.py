@@ -110,6 +110,7 @@ def summarize(result: SearchResult, extra: Mapping[str, Any]) -> dict[str, Any]:
         "mode": result.mode,
         "evaluations": int(len(t)),
         "failed": int((t["status"] != "ok").sum()) if len(t) else 0,
+        "stopped_early": int(t["stopped_early"].fillna(False).astype(bool).sum()) if "stopped_early" in t else 0,
         "best": None
         if best is None
         else {

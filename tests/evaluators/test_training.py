@@ -40,7 +40,7 @@ FAST = {"max_train_samples": 256, "batch_size": 16}  # 16 steps per epoch
 
 
 def _without_time(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "epoch_seconds"}
+    return {k: v for k, v in metrics.items() if k not in ("epoch_seconds", "images_per_s")}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,10 @@ def test_contract_and_defaults(evaluator: DigitsEvaluator) -> None:
     assert DigitsEvaluator(num_threads=2, device="cpu").resources == {"cpu": 2.0, "gpu": 0.0}
     assert DigitsEvaluator(device="cuda").resources == {"cpu": 1.0, "gpu": 1.0}
     info = evaluator.describe()
-    assert info["evaluator"] == "DigitsEvaluator" and info["epochs"] == 2 and info["dataset"] == "sklearn-digits"
+    assert info["evaluator"] == "DigitsEvaluator" and info["epochs"] == 2 and info["dataset"] == "digits"
+    assert info["network"] == {"space_options": {}, "preset": "small", "num_classes": 10, "in_channels": 1,
+                               "options": {"stem_channels": 16, "num_stacks": 3, "modules_per_stack": 1,
+                                           "bn_momentum": 0.1}}
 
 
 @pytest.mark.parametrize(
@@ -98,7 +101,7 @@ def test_digits_split_is_stratified_standardised_and_fixed() -> None:
 def test_steps_metrics_and_ranges(evaluator: DigitsEvaluator) -> None:
     steps = list(evaluator.iterate(CELL))
     assert len(steps) == 2 and all(isinstance(s, Step) for s in steps)
-    expected = {"val_accuracy", "val_loss", "train_loss", "epoch", "params", "epoch_seconds"}
+    expected = {"val_accuracy", "val_loss", "train_loss", "epoch", "params", "macs", "images_per_s", "epoch_seconds"}
     params = nasbench101_parameter_count(evaluator.build_model(SPACE.canonicalize(CELL)))
     for k, step in enumerate(steps, start=1):
         m = step.metrics
@@ -106,6 +109,7 @@ def test_steps_metrics_and_ranges(evaluator: DigitsEvaluator) -> None:
         assert m["epoch"] == k and step.state["epoch"] == k
         assert 0.0 <= m["val_accuracy"] <= 100.0 and np.isfinite(m["train_loss"]) and m["train_loss"] > 0
         assert m["params"] == params and 0 < m["epoch_seconds"] < 30
+        assert m["macs"] > m["params"] and m["images_per_s"] > 0
     # two epochs on 256 images already learn something (chance is 10 %; this run gives 61 %)
     assert steps[-1].metrics["val_accuracy"] > 40.0
     assert steps[-1].metrics["train_loss"] < steps[0].metrics["train_loss"]
@@ -184,6 +188,7 @@ def test_generic_loop_with_datasets_and_dropout_resumes_exactly() -> None:
     full = run(ev, 1)
     assert [s.metrics["epoch"] for s in full] == [1, 2] and full[-1].metrics["val_accuracy"] > 50.0
     assert full[-1].metrics["params"] == 64 * 80 + 80 + 80 * 10 + 10
+    assert full[-1].metrics["macs"] == 64 * 80 + 80 * 10  # torch's FLOP counter: two FLOPs per multiply-add
     assert [_without_time(s.metrics) for s in run(DropoutMLP(epochs=2), 2)] == [_without_time(s.metrics) for s in full]
     resumed = run(ev, 3, restore=full[0].state)
     assert [_without_time(s.metrics) for s in resumed] == [_without_time(full[1].metrics)]
@@ -228,11 +233,11 @@ def test_invalid_and_foreign_architectures_raise(evaluator: DigitsEvaluator) -> 
 
 def test_pickle_drops_cached_data(evaluator: DigitsEvaluator) -> None:
     evaluator.datasets()
-    assert "_cache_digits" in evaluator.__dict__
+    assert "_cache_data" in evaluator.__dict__
     blob = pickle.dumps(evaluator)
     assert len(blob) < 10_000  # no tensors inside
     clone = pickle.loads(blob)
-    assert "_cache_digits" not in clone.__dict__ and clone.config == evaluator.config
+    assert "_cache_data" not in clone.__dict__ and clone.config == evaluator.config
     assert _without_time(clone.evaluate(TRIVIAL)) == _without_time(evaluator.evaluate(TRIVIAL))
 
 
