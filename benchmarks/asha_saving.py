@@ -7,7 +7,8 @@ best architecture of the run without a scheduler was trained to the end (kept) b
 
     python benchmarks/asha_saving.py --budget 20                     # train:digits, 2 trials at a time
 
-Both runs use a local Ray with the CPUs of this machine (one per trial).
+Both runs use one local Ray with the CPUs of this machine (one per trial), started and warmed up by a
+two-trial search first.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
+    # warm-up: Ray's start and its first workers' imports are not charged to the first run
+    with tempfile.TemporaryDirectory() as out:
+        run(evaluator=args.evaluator, evaluator_options={**options, "epochs": 1}, searcher="random", budget=2,
+            seed=args.seed + 1, backend="tune", max_concurrent=args.max_concurrent, data_dir=args.data_dir, output=out,
+            progress=False)
     rows = []
     for scheduler in (None, "asha"):
         with tempfile.TemporaryDirectory() as out:

@@ -17,6 +17,7 @@ Ray is not running. The actor serialises calls, so interleaving training with th
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -67,6 +68,9 @@ class SupernetConfig:
     #: "auto" = CUDA when this process sees a GPU
     device: str = "auto"
     num_threads: int = 1
+    #: CPUs the Ray actor reserves; 0 lets it run on the CPUs of the trials / env runners waiting on it
+    #: (a 2-core machine with two env runners has none left over)
+    actor_cpus: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "channels", "batch_size", "eval_batch_size", "restart_epochs", "epochs_per_round",
@@ -78,6 +82,8 @@ class SupernetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"SupernetConfig.{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.actor_cpus, (int, float)) or self.actor_cpus < 0:
+            raise ValueError(f"SupernetConfig.actor_cpus must be a number >= 0, got {self.actor_cpus!r}")
         if not self.lr > 0 or not 0 <= self.lr_min <= self.lr or self.weight_decay < 0:
             raise ValueError(f"SupernetConfig needs lr > 0, 0 <= lr_min <= lr and weight_decay >= 0, got "
                              f"lr={self.lr}, lr_min={self.lr_min}, weight_decay={self.weight_decay}")
@@ -249,8 +255,9 @@ class SupernetEvaluator(Evaluator):
 
     ``backend="auto"`` puts the supernet in a named Ray actor when Ray is running (every trial and
     environment of the job then shares it; the actor asks for a GPU when ``device`` is CUDA or, with
-    ``device="auto"``, when the cluster has one), else in this process. Options are ``SupernetConfig``
-    fields::
+    ``device="auto"``, when the cluster has one), else in this process. The actor lives as long as the
+    evaluator object that created it in the driver (a copy shipped to a trial finds it by name).
+    Options are ``SupernetConfig`` fields::
 
         ev = SupernetEvaluator(num_layers=6, dataset="digits", warmup_epochs=20, train_every=50)
         ev.evaluate(ev.space.sample(0))["val_accuracy"]
@@ -268,8 +275,9 @@ class SupernetEvaluator(Evaluator):
         self.config = dataclasses.replace(config or SupernetConfig(), **overrides)
         self.space = get_space("enas-macro", num_layers=self.config.num_layers)
         self.backend = backend
-        key = f"{self.config.num_layers}-{self.config.channels}-{self.config.dataset}-{self.config.seed}"
-        self.actor_name = actor_name or f"nas-ray-supernet-{key}"
+        # one actor per configuration: evaluators with equal settings share it, others get their own
+        digest = hashlib.sha1(repr(sorted(dataclasses.asdict(self.config).items())).encode()).hexdigest()[:12]
+        self.actor_name = actor_name or f"nas-ray-supernet-{digest}"
 
     @property
     def resources(self) -> dict[str, float]:
@@ -297,7 +305,7 @@ class SupernetEvaluator(Evaluator):
                 gpus = 1.0
             # "DEFAULT": outside the placement group of the trial that may be creating it
             cached = ray.remote(SupernetTrainer).options(
-                name=self.actor_name, get_if_exists=True, num_cpus=self.config.num_threads, num_gpus=gpus,
+                name=self.actor_name, get_if_exists=True, num_cpus=self.config.actor_cpus, num_gpus=gpus,
                 scheduling_strategy="DEFAULT",
             ).remote(self.config)
         self._cache_trainer = cached

@@ -538,12 +538,19 @@ class ImageTrainingEvaluator(TrainingEvaluator):
 
             raise UnknownName(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASETS)} (or an ImageData)")
         if not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
-            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction!r}")
+            raise ValueError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
         self.data_dir = None if data_dir is None else str(data_dir)
         self.val_size, self.split_seed, self.train_fraction = val_size, split_seed, float(train_fraction)
         self.preset = preset or DEFAULT_PRESETS.get((self.dataset, space_obj.name))
-        self.network_options = network_options(space_obj.name, self.preset, **{
-            k: v for k, v in options.items() if k not in fields})
+        network = {k: v for k, v in options.items() if k not in fields}
+        known = network_options(space_obj.name, self.preset)
+        unknown = sorted(set(network) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown option {unknown[0]!r}: neither a training option ({', '.join(sorted(fields))}) nor a "
+                f"{space_obj.name} network option ({', '.join(known)})"
+            )
+        self.network_options = network_options(space_obj.name, self.preset, **network)
 
     @property
     def num_classes(self) -> int:

@@ -169,8 +169,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _print_summary(result: Any) -> None:
     s = result.summary
     t = result.table
+    stopped = f", {s['stopped_early']} stopped early by {s['scheduler']}" if s.get("stopped_early") else ""
     print(f"\n{s['searcher']} on {s['space']} ({s['backend']} backend): {s['evaluations']} evaluations, "
-          f"{s['failed']} failed, {s['wall_s']:.1f} s")
+          f"{s['failed']} failed{stopped}, {s['wall_s']:.1f} s")
     ok = t[t["status"] == "ok"].sort_values("reward", ascending=result.mode == "min").head(5)
     if len(ok):
         skip = {"query", "trial_id", "searcher", "seed", "space", "hash", "arch", "status", "reward", "wall_s",
@@ -218,6 +219,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         restore=args.restore,
         address=args.address,
+        evaluator_options=_key_values(args.evaluator_option or [], "--evaluator-option"),
     )
     _print_summary(result)
     print(f"checkpoint: {output / 'checkpoint'}")
@@ -355,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space-option", action="append", metavar="KEY=VALUE", help="e.g. num_layers=12")
     s.add_argument("--searcher", help="registered name or module:Class (default evolution); see `nas-ray searchers`")
     s.add_argument("--searcher-option", action="append", metavar="KEY=VALUE", help="e.g. population_size=10")
-    s.add_argument("--evaluator", help="train:digits (default) or table:<benchmark>[:<dataset>], "
-                   "e.g. table:nasbench201:cifar10")
+    s.add_argument("--evaluator", help="train:digits (default), train:cifar10, train:cifar100, supernet:enas-macro "
+                   "or table:<benchmark>[:<dataset>], e.g. table:nasbench201:cifar10")
     s.add_argument("--budget", type=int, help="unique architectures to evaluate (default 24)")
     s.add_argument("--seed", type=int, help="searcher seed (default 0)")
     s.add_argument("--max-concurrent", type=int, help="trials at a time (default 2)")
@@ -378,8 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="GraphPNAS's search as an RLlib algorithm: env runners build architectures with "
                        "the generator and evaluate them (in parallel with --num-env-runners), the learner refits the "
                        "generator on the replay buffer's best. Writes the same results files as `search`.")
-    r.add_argument("--evaluator", required=True, help="table:<benchmark>[:<dataset>] or train:digits, "
-                   "e.g. table:nasbench201:cifar10")
+    r.add_argument("--evaluator", required=True, help="table:<benchmark>[:<dataset>], train:<dataset> or "
+                   "supernet:enas-macro, e.g. table:nasbench201:cifar10")
+    r.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE", help="e.g. warmup_epochs=60")
     r.add_argument("--space", help="search space (default: the evaluator's)")
     r.add_argument("--space-option", action="append", metavar="KEY=VALUE")
     r.add_argument("--budget", type=int, help="unique architectures to evaluate (default 100)")

@@ -59,7 +59,6 @@ def run(
     ``best_architecture.png`` there (and Tune's run directory, or the local backend's trained
     weights, under it).
     """
-    from nas_ray.evaluators.specs import get_evaluator
     from nas_ray.searchers import get_searcher
     from nas_ray.searchers.base import ArchitectureSearcher
 
@@ -73,23 +72,8 @@ def run(
         raise ValueError(f"unknown scheduler {scheduler!r}; schedulers: {', '.join(str(s) for s in SCHEDULERS)}")
     if scheduler is not None and backend != "tune":
         raise ValueError(f"scheduler {scheduler!r} needs backend='tune' (the local backend runs every trial to the end)")
-    if isinstance(evaluator, str):
-        options = dict(evaluator_options or {})
-        if evaluator.startswith("train:") and space is not None and "space" not in options:
-            # a training evaluator builds the networks of whichever space is searched
-            options["space"] = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
-        evaluator = get_evaluator(evaluator, data_dir=data_dir, **options)
-    elif evaluator_options:
-        raise ValueError("evaluator_options apply to an evaluator spec string, not to an Evaluator object")
-    if space is None:
-        space_obj = evaluator.space
-    else:
-        space_obj = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
-        if (space_obj.name, space_obj.options()) != (evaluator.space.name, evaluator.space.options()):
-            raise ValueError(
-                f"the evaluator scores {evaluator.space!r} architectures, not {space_obj!r}: "
-                "pick an evaluator of that space or leave the space out"
-            )
+    evaluator, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
+                                             space_options=space_options)
     if isinstance(searcher, ArchitectureSearcher):
         search_alg = searcher
         search_alg.set_search_properties(evaluator.metric, evaluator.mode, {})
@@ -143,6 +127,38 @@ def run(
     if out is not None:
         write_outputs(result)
     return result
+
+
+def resolve_evaluator(
+    evaluator: Evaluator | str,
+    space: SearchSpace | str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    evaluator_options: Mapping[str, Any] | None = None,
+    space_options: Mapping[str, Any] | None = None,
+) -> tuple[Evaluator, SearchSpace]:
+    """The evaluator (a spec string is built with ``evaluator_options``) and the space searched, which
+    must be the evaluator's: a training evaluator named by a spec builds the networks of ``space``."""
+    from nas_ray.evaluators.specs import get_evaluator
+
+    space_obj = None
+    if space is not None:
+        space_obj = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
+    if isinstance(evaluator, str):
+        options = dict(evaluator_options or {})
+        if evaluator.startswith("train:") and space_obj is not None and "space" not in options:
+            options["space"] = space_obj
+        evaluator = get_evaluator(evaluator, data_dir=data_dir, **options)
+    elif evaluator_options:
+        raise ValueError("evaluator_options apply to an evaluator spec string, not to an Evaluator object")
+    if space_obj is None:
+        return evaluator, evaluator.space
+    if (space_obj.name, space_obj.options()) != (evaluator.space.name, evaluator.space.options()):
+        raise ValueError(
+            f"the evaluator scores {evaluator.space!r} architectures, not {space_obj!r}: "
+            "pick an evaluator of that space or leave the space out"
+        )
+    return evaluator, space_obj
 
 
 def run_local(

@@ -29,26 +29,19 @@ def rllib_config(
     data_dir: str | os.PathLike[str] | None = None,
     space_options: Mapping[str, Any] | None = None,
     evaluation: str = "auto",
+    evaluator_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """A ``REINFORCEConfig`` for a search of ``budget`` unique architectures (``options``: GraphPNAS
-    options, as for the ``graphpnas`` searcher)."""
-    from nas_ray.evaluators.specs import get_evaluator
+    options, as for the ``graphpnas`` searcher; ``evaluator_options`` build an evaluator spec)."""
+    from nas_ray.search.loop import resolve_evaluator
     from nas_ray.searchers.reinforce import REINFORCEConfig
 
     if not isinstance(budget, int) or budget <= 0:
         raise ValueError(f"budget must be a positive number of architectures, got {budget!r}")
     if not isinstance(num_env_runners, int) or num_env_runners < 0:
         raise ValueError(f"num_env_runners must be a non-negative int, got {num_env_runners!r}")
-    ev = get_evaluator(evaluator, data_dir=data_dir) if isinstance(evaluator, str) else evaluator
-    if space is None:
-        space_obj = ev.space
-    else:
-        space_obj = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
-        if (space_obj.name, space_obj.options()) != (ev.space.name, ev.space.options()):
-            raise ValueError(
-                f"the evaluator scores {ev.space!r} architectures, not {space_obj!r}: "
-                "pick an evaluator of that space or leave the space out"
-            )
+    ev, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
+                                      space_options=space_options)
     from nas_ray.models.learning import option_names
 
     options = dict(options or {})
@@ -82,6 +75,7 @@ def run_rllib(
     restore: str | os.PathLike[str] | None = None,
     address: str | None = None,
     progress: bool | Callable[[dict[str, Any]], None] = True,
+    evaluator_options: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Run GraphPNAS under RLlib until ``budget`` unique architectures are evaluated and return the
     results table. ``output`` gets ``results.csv``, ``summary.json``, the two plots and the final
@@ -95,6 +89,7 @@ def run_rllib(
     config = rllib_config(
         evaluator=evaluator, space=space, budget=budget, seed=seed, num_env_runners=num_env_runners, preset=preset,
         options=options, data_dir=data_dir, space_options=space_options, evaluation=evaluation,
+        evaluator_options=evaluator_options,
     )
     ev = config.evaluator()
     if not ray.is_initialized():

@@ -67,7 +67,7 @@ def test_supernet_path_matches_the_standalone_network_structure() -> None:
     from nas_ray.evaluators.networks import enas_op
 
     trainer = SupernetTrainer(warmup_epochs=0, **SMALL)
-    for k, ops in enumerate(trainer.model.ops):
+    for ops in trainer.model.ops:
         assert len(ops) == 6
         for i, op in enumerate(ops):
             assert sum(p.numel() for p in op.parameters()) == sum(p.numel() for p in enas_op(i, 8).parameters())
@@ -112,5 +112,12 @@ def test_trials_and_tasks_share_one_supernet_actor(tmp_path) -> None:  # noqa: A
 
         assert ray.get(score.remote(ev, ARCHS[0])) == ev.evaluate(ARCHS[0])["val_accuracy"]
         assert ray.get(actor.info.remote())["scored"] == 6 and ray.get(actor.info.remote())["epochs_trained"] == 1
+
+        # the GraphPNAS environments of an RLlib search (on an env runner) score on the same actor
+        from nas_ray.search.rl import run_rllib
+
+        rl = run_rllib(evaluator=ev, budget=3, num_env_runners=1, options={"epochs": 1}, progress=False)
+        assert (rl.table["status"] == "ok").all() and len(rl.table) == 3
+        assert ray.get(actor.info.remote())["scored"] == 9
     finally:
         ray.shutdown()
