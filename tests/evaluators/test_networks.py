@@ -138,8 +138,19 @@ def test_nasbench101_parameters_match_the_benchmark_on_a_sample(nb101_specs: lis
 
 @pytest.mark.slow
 def test_nasbench101_parameters_match_the_benchmark_for_every_spec(nb101_specs: list) -> None:
+    """The real networks, built without initialising their weights (a count needs none; 2.7x faster)."""
+    from unittest import mock
+
     assert len(nb101_specs) == 500
-    assert _nb101_mismatches(nb101_specs) == []
+    uninitialised = [mock.patch.object(cls, "reset_parameters", lambda self: None)
+                     for cls in (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d)]
+    for patch in uninitialised:
+        patch.start()
+    try:
+        assert _nb101_mismatches(nb101_specs) == []
+    finally:
+        for patch in uninitialised:
+            patch.stop()
 
 
 def test_parameter_count_skips_placeholders_and_frozen_parameters() -> None:

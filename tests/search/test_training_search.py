@@ -38,12 +38,16 @@ class DiesOnce(DigitsEvaluator):
                 os._exit(1)  # the worker dies as on a lost node: no exception, no cleanup
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
+    """One local Ray for the module's searches (each search would otherwise start its own)."""
     import ray
     from ray import cloudpickle
 
+    from nas_ray.search.tune_backend import ensure_ray
+
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # remote workers cannot import test modules
+    ensure_ray(None)
     try:
         yield
     finally:
