@@ -12,7 +12,7 @@ from typing import Any
 
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.search.results import SearchResult, summarize
-from nas_ray.spaces import SearchSpace, get_space
+from nas_ray.spaces import SearchSpace
 
 NAME = "graphpnas-rllib"
 
