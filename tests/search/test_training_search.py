@@ -81,6 +81,16 @@ def test_asha_stops_trailing_trials(tmp_path: Path, ray_session: None) -> None:
     assert 0 < len(stopped) < 9
     assert (stopped["epoch"] < 3).all() and (t.loc[~t["stopped_early"].astype(bool), "epoch"] == 3).all()
     assert result.summary["stopped_early"] == len(stopped) and result.summary["scheduler"] == "asha"
+    # the best trial's last Tune checkpoint exports as a model that reproduces its validation accuracy
+    import torch
+
+    from nas_ray.export import export_model, load_model
+
+    info = export_model(tmp_path, tmp_path / "best.pt")
+    assert info.trained and info.weights_from.name == "evaluator_state.pt" and info.reward == t["reward"].max()
+    x, y = evaluator.data().val
+    with torch.no_grad():
+        assert 100.0 * float((load_model(info.path)(x).argmax(1) == y).sum()) / len(y) == pytest.approx(info.reward)
 
 
 def test_scheduler_needs_tune() -> None:
