@@ -37,7 +37,8 @@ class TabularEvaluator(Evaluator):
     {'reward': 89.2, 'c10_val12': 89.2, 'c10_test200': 94.37}
     """
 
-    def __init__(self, table: Table, reward: str, report: Sequence[str] = (), *, mode: str = "max") -> None:
+    def __init__(self, table: Table, reward: str, report: Sequence[str] = (), *, mode: str = "max",
+                 dataset: str | None = None) -> None:
         for col in (reward, *report):
             if col not in table.columns:
                 raise UnknownName(f"table {table.name} has no column {col!r}; its columns: {', '.join(table.columns)}")
@@ -48,6 +49,8 @@ class TabularEvaluator(Evaluator):
         self.reward = reward
         self.mode = mode
         self.report = tuple(c for c in dict.fromkeys(report) if c != reward)
+        #: the image dataset the table's networks were trained on (what an exported network is sized for)
+        self.dataset = dataset
         self._cols = [table.columns.index(c) for c in (reward, *self.report)]
         self._names = ("reward", reward, *self.report)
 
@@ -66,17 +69,18 @@ class TabularEvaluator(Evaluator):
         if dataset not in NB201_DATASETS:
             raise UnknownName(f"unknown NAS-Bench-201 dataset {dataset!r}; datasets: {', '.join(NB201_DATASETS)}")
         default_reward, default_report = NB201_DATASETS[dataset]
-        return cls(load_nasbench201(data_dir), reward or default_reward, default_report if report is None else report)
+        return cls(load_nasbench201(data_dir), reward or default_reward, default_report if report is None else report,
+                   dataset=dataset)
 
     @classmethod
     def enas6(cls, *, data_dir: str | os.PathLike[str] | None = None, burn_in: int = 1000) -> TabularEvaluator:
         """ENAS-6 weight-sharing validation accuracy (fraction), D-VAE's table after its burn-in."""
-        return cls(load_enas6(data_dir, burn_in=burn_in), "ws_val_acc")
+        return cls(load_enas6(data_dir, burn_in=burn_in), "ws_val_acc", dataset="cifar10")
 
     @classmethod
     def nasbench101_subset(cls, *, data_dir: str | os.PathLike[str] | None = None) -> TabularEvaluator:
         """NASLib's 500-spec NB101 sample (one training run each; for tests, not search claims)."""
-        return cls(load_nasbench101_subset(data_dir), "val_acc_108ep_1seed", ("params_M", "flops_M"))
+        return cls(load_nasbench101_subset(data_dir), "val_acc_108ep_1seed", ("params_M", "flops_M"), dataset="cifar10")
 
     @classmethod
     def nasbench101(
@@ -91,7 +95,7 @@ class TabularEvaluator(Evaluator):
         """The official NB101 TFRecord (``path``, or ``nb101/nasbench_only108.tfrecord`` under the data
         folder): reward = mean validation accuracy over the repeats, test accuracy reported."""
         table = load_nasbench101(path, data_dir=data_dir, epochs=epochs, cache_dir=cache_dir, progress=progress)
-        return cls(table, "val_acc", ("test_acc", "params", "train_time_s"))
+        return cls(table, "val_acc", ("test_acc", "params", "train_time_s"), dataset="cifar10")
 
     @classmethod
     def from_name(cls, spec: str, **kwargs: Any) -> TabularEvaluator:
@@ -128,4 +132,5 @@ class TabularEvaluator(Evaluator):
         return key, self.lookup(key)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "table": str(self.table.source), "reward_column": self.reward, "report": list(self.report)}
+        return {**super().describe(), "table": str(self.table.source), "reward_column": self.reward, "report": list(self.report),
+                "dataset": self.dataset}

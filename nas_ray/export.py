@@ -8,7 +8,7 @@ The file holds only tensors and plain values (``torch.load(weights_only=True)`` 
     {"format": "nas-ray-model", "version": 1, "space": ..., "space_options": {...},
      "arch": {"ops": [...], "matrix": [[...]]}, "network": {"preset": ..., "options": {...},
      "num_classes": ..., "in_channels": ...}, "trained": bool, "state_dict": {...} | None,
-     "metrics": {...}, "dataset": {...} | None}
+     "metrics": {...}, "dataset": "digits" | "cifar10" | ... | None}
 
 ``load_model(path)`` rebuilds the module (needs torch and nas-ray only); ``arch.json`` beside the file
 is the architecture alone, for ``nas-ray show``.
@@ -59,7 +59,7 @@ def save_model(
     space_options: dict[str, Any] | None = None,
     state_dict: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
-    dataset: dict[str, Any] | None = None,
+    dataset: str | None = None,
 ) -> Path:
     """Write a model file (see the module doc) and ``<stem>.arch.json`` beside it."""
     import torch
@@ -157,8 +157,8 @@ def export_model(
         if weights is not None:
             state_dict = _trained_weights(weights, str(row["hash"]))
     else:
-        dataset = str(evaluator.get("dataset") or _table_dataset(evaluator) or "")
-        network = {"preset": None, "options": {}, "num_classes": TABLE_CLASSES.get(dataset, 10), "in_channels": 3}
+        network = {"preset": None, "options": {}, "num_classes": TABLE_CLASSES.get(evaluator.get("dataset"), 10),
+                   "in_channels": 3}
     if num_classes is not None or in_channels is not None or preset is not None:
         if state_dict is not None:
             raise ValueError("--num-classes / --in-channels / --preset change the network; they apply only to an "
@@ -169,20 +169,11 @@ def export_model(
                if isinstance(v, (int, float)) and k not in ("query", "seed") and pd.notna(v)}
     path = save_model(
         out, space=space, space_options=space_options, arch=arch, network=network, state_dict=state_dict,
-        metrics=metrics, dataset=evaluator.get("data") or None,
+        metrics=metrics, dataset=evaluator.get("dataset"),
     )
     load_model(path)  # proves the file rebuilds (and that the weights fit the network) before reporting success
     return ExportInfo(path, path.with_suffix(".arch.json"), rank, int(row["query"]), float(row["reward"]),
                       state_dict is not None, weights)
-
-
-def _table_dataset(evaluator: dict[str, Any]) -> str | None:
-    """The dataset of a table evaluator (``.../nb201_accuracy.csv`` with ``c100_*`` reward column -> cifar100)."""
-    column = str(evaluator.get("reward_column") or "")
-    for prefix, name in (("c100", "cifar100"), ("c10", "cifar10"), ("in16", "imagenet16-120")):
-        if column.startswith(prefix):
-            return name
-    return None
 
 
 def _find_weights(results_dir: Path, trial_id: str) -> Path | None:

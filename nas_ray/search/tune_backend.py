@@ -99,7 +99,7 @@ def run_tune(
         resources["gpu"] = float(gpus_per_trial)
     trainable = tune.with_resources(tune.with_parameters(evaluate_trial, evaluator=evaluator), resources)
 
-    max_steps = max(1, int(getattr(evaluator, "max_steps", 1)))
+    max_steps = max(1, int(evaluator.max_steps))
     trial_scheduler = None
     if scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
