@@ -211,6 +211,23 @@ def _read_enas6(path: Path, burn_in: int) -> Table:
     return Table("enas6", space, ("ws_val_acc", "n_entries"), values, rows, path, [archs[i] for i in first])
 
 
+def enas6_vae_split(data_dir: str | os.PathLike[str] | None = None, *, burn_in: int = ENAS6_BURN_IN, seed: int = 0,
+                    train_fraction: float = 0.9) -> tuple[list[Architecture], np.ndarray, list[Architecture], np.ndarray]:
+    """D-VAE's ENAS-6 split for graph-VAE training: every line after the burn-in (repeats kept,
+    19,020 graphs), shuffled by ``random.Random(seed)`` as D-VAE does, then the first 90 % for
+    training (17,118) and the rest for testing (1,902). Returns (train, train_acc, test, test_acc)."""
+    import random
+
+    path = find_data_file(ENAS6_FILE, data_dir, what="ENAS-6 table")
+    entries = parse_enas6(path)[burn_in:]
+    if not entries:
+        raise DataFileError(f"{path}: no entries after the burn-in of {burn_in} lines")
+    random.Random(seed).shuffle(entries)
+    cut = int(len(entries) * train_fraction)
+    train, test = entries[:cut], entries[cut:]
+    return ([a for a, _ in train], np.array([y for _, y in train]), [a for a, _ in test], np.array([y for _, y in test]))
+
+
 # ---------------------------------------------------------------------------------- NB101 subset
 def load_nasbench101_subset(data_dir: str | os.PathLike[str] | None = None) -> Table:
     """NASLib's 500-spec NB101 sample, keyed by the official NB101 hash; specs that prune to the same

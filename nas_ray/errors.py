@@ -37,3 +37,7 @@ class ArchitectureNotInTable(NasRayError, LookupError):
         super().__init__(f"architecture {arch_hash} is not in the table {table}")
         self.hash = arch_hash
         self.table = table
+
+
+class CheckpointError(NasRayError, ValueError):
+    """A model checkpoint is missing, corrupt, or was written for another model, space or size."""
