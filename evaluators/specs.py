@@ -7,7 +7,9 @@
   (``space="nasbench201"``, default NAS-Bench-101), the network (``preset``, its fields), the data
   (``train_fraction`` for low-data training, ``val_size``) and the training (``TrainingConfig`` fields);
 - ``supernet:enas-macro`` — ENAS macro architectures scored by a weight-sharing supernet that a Ray
-  actor trains (``SupernetConfig`` fields as options).
+  actor trains (``SupernetConfig`` fields as options);
+- ``surrogate:<checkpoint>`` — predicted, not measured: a performance predictor trained by
+  ``nas-ray train-predictor`` (its space; ``device`` as an option).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nas_ray.evaluators.base import Evaluator
 TRAINING = ("digits", "cifar10", "cifar100")
 EXAMPLES = ("table:nasbench201:cifar10", "table:nasbench201:cifar100", "table:nasbench201:imagenet16-120",
             "table:enas6", "table:nasbench101", "table:nasbench101-subset", "train:digits", "train:cifar10",
-            "train:cifar100", "supernet:enas-macro")
+            "train:cifar100", "supernet:enas-macro", "surrogate:PREDICTOR.pt")
 
 
 def get_evaluator(spec: str, *, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Evaluator:
@@ -45,4 +47,8 @@ def get_evaluator(spec: str, *, data_dir: str | os.PathLike[str] | None = None, 
         from nas_ray.evaluators.supernet import SupernetEvaluator
 
         return SupernetEvaluator(data_dir=data_dir, **options)
+    if kind == "surrogate" and rest:
+        from nas_ray.evaluators.surrogate import SurrogateEvaluator
+
+        return SurrogateEvaluator(rest, **options)
     raise UnknownName(f"unknown evaluator {spec!r}; for example: {', '.join(EXAMPLES)}")

@@ -4,6 +4,9 @@
     nas-ray search --evaluator table:nasbench201:cifar10 --searcher tpe --budget 100 --data-dir DATA
     nas-ray bench --space nasbench201 --dataset cifar10 --searcher random --searcher evolution --seeds 10
     nas-ray rl --evaluator table:nasbench201:cifar10 --budget 100 --num-env-runners 2 --data-dir DATA
+    nas-ray pretrain --model dvae-emb --space nasbench201 --out nb201-dvae-emb.pt
+    nas-ray vae-metrics nb201-dvae-emb.pt --data-dir DATA
+    nas-ray train-predictor --evaluator table:nasbench201:cifar10 --vae-weight 0.1 --train-size 1000 --out pred.pt
     nas-ray show results/search/summary.json
     nas-ray export results/search --rank 1 --out model.pt
     nas-ray spaces | nas-ray searchers
@@ -318,6 +321,93 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- graph VAEs
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from nas_ray.latent import vae_dataset
+    from nas_ray.models.vae_training import PretrainConfig, pretrain
+    from nas_ray.spaces import get_space
+
+    space = get_space(args.space, **_key_values(args.space_option or [], "--space-option"))
+    model_options = {k: v for k, v in (("latent_dim", args.latent_dim), ("hidden_dim", args.hidden_dim)) if v is not None}
+    if args.model.startswith("svge") and "hidden_dim" in model_options:
+        model_options["node_dim"] = model_options.pop("hidden_dim")
+    config = PretrainConfig(model=args.model, epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size,
+                            lr=args.lr, seed=args.seed, model_options=model_options)
+    data = vae_dataset(space, args.data, args.data_dir, seed=args.seed)
+    train = data.train + (data.test if args.all_graphs else [])
+    out = Path(args.out or f"{space.name}-{args.model}.pt")
+    if out.exists() and not args.resume:
+        raise UsageError(f"pretrain: {out} exists; pass --resume to continue it or choose another --out")
+    print(f"pretraining {args.model} on {len(train)} graphs: {data.source}", file=sys.stderr)
+    result = pretrain(space, train, config, checkpoint=out, resume=args.resume, device=args.device, progress=not args.quiet)
+    last = result.history[-1] if result.history else {}
+    print(f"{out}: {len(result.history)} epochs, last epoch's loss {last.get('loss', float('nan')):.4g}, "
+          f"greedy reconstruction of {min(config.monitor, len(train))} training graphs {100 * last.get('recon_acc', float('nan')):.2f}%")
+    return 0
+
+
+def cmd_vae_metrics(args: argparse.Namespace) -> int:
+    from nas_ray.latent import vae_dataset
+    from nas_ray.models.vae_metrics import PUBLISHED_ENAS6, format_abilities, vae_abilities
+    from nas_ray.models.vae_training import load_checkpoint
+    from nas_ray.spaces import get_space
+
+    ckpt = load_checkpoint(args.checkpoint)
+    space = get_space(ckpt["space"]["name"], **ckpt["space"]["options"])
+    data = vae_dataset(space, args.data, args.data_dir, seed=ckpt["config"]["seed"])
+    print(f"measuring {ckpt['model']} ({len(ckpt['history'])} epochs) on {len(data.test)} test graphs: {data.source}", file=sys.stderr)
+    row = vae_abilities(args.checkpoint, data.train, data.test, data.y_train, data.y_test, decodes=args.decodes,
+                        prior_samples=args.prior_samples, sgp_seeds=range(1, args.sgp_seeds + 1), device=args.device)
+    published = PUBLISHED_ENAS6 if space.name == "enas-macro" else {}
+    print(format_abilities({Path(args.checkpoint).stem: row}, published))
+    if args.json:
+        Path(args.json).write_text(json.dumps(row, indent=1))
+    return 0
+
+
+def cmd_train_predictor(args: argparse.Namespace) -> int:
+    from nas_ray.evaluators.specs import get_evaluator
+    from nas_ray.models.predictor import save_predictor, table_experiment
+
+    evaluator = get_evaluator(args.evaluator, data_dir=args.data_dir)
+    if getattr(evaluator, "table", None) is None:
+        raise UsageError(f"train-predictor: --evaluator must be a benchmark table (table:...), got {args.evaluator}")
+    if args.space and args.space != evaluator.space.name:
+        raise UsageError(f"train-predictor: --space {args.space} differs from the evaluator's space {evaluator.space.name}")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"train-predictor: {out} exists; pass --overwrite or choose another --out")
+    model_options = {k: v for k, v in (("latent_dim", args.latent_dim), ("hidden_dim", args.hidden_dim)) if v is not None}
+    if (args.model or "svge").startswith("svge") and "hidden_dim" in model_options:
+        model_options["node_dim"] = model_options.pop("hidden_dim")
+    table = evaluator.table
+    if table.name == "nasbench101-subset":
+        print(f"note: {table.name} is tiny: {len(table)} distinct cells (500 raw specs, one training run each); "
+              "the numbers are indicative, not comparable to the full NAS-Bench-101's", flush=True)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result, metrics = table_experiment(
+        evaluator, train_size=args.train_size, test_sizes=args.test_sizes or None, seed=args.seed, progress=not args.quiet,
+        model=args.model, init=args.init, vae_weight=args.vae_weight, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, model_options=model_options or None, device=args.device)
+    info = result.info
+    info["evaluator"] = args.evaluator
+    save_predictor(out, result)
+    best = result.history[result.best_epoch - 1]
+    print(f"{result.config['model']} predictor (psi={args.vae_weight:g}) of {info['target']} on {info['table']}: "
+          f"{info['num_train']} train / {info['num_val']} val / {info['num_test']} test cells ({info['split']})")
+    print(f"test: RMSE {metrics['rmse']:.4f} ({info['target']} units), Kendall tau {metrics['kendall_tau']:.4f}, "
+          f"Pearson r {metrics['pearson']:.4f}, n {metrics['n']}; best val epoch {result.best_epoch}/{len(result.history)} "
+          f"(val RMSE {best.get('val_rmse', float('nan')):.4f})")
+    print(f"wrote {out} (use it as --evaluator surrogate:{out}: predicted, not measured)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"metrics": metrics, "info": info, "config": result.config,
+                                               "history": result.history}, indent=1))
+    return 0
+
+
 # ---------------------------------------------------------------------------------- listings
 def _first_line(obj: Any) -> str:
     """The first sentence of a docstring (which may wrap over lines)."""
@@ -433,6 +523,70 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--in-channels", type=int, help="untrained exports: input channels (default 3)")
     e.add_argument("--preset", help="untrained exports: network preset, e.g. small")
     e.set_defaults(func=cmd_export)
+
+    pt = sub.add_parser("pretrain", help="train a graph VAE (D-VAE, DVAE-EMB, SVGe) on a space's graphs, without labels",
+                        description="Unsupervised graph-VAE pretraining with the published recipe; checkpoints every epoch.")
+    pt.add_argument("--model", default="dvae-emb", help="dvae, dvae-emb, svge or svge-triplet (default dvae-emb)")
+    pt.add_argument("--space", default="nasbench201")
+    pt.add_argument("--space-option", action="append", metavar="KEY=VALUE")
+    pt.add_argument("--data", default="auto", help="auto, table, sample:N or a JSON list of architectures (default auto)")
+    pt.add_argument("--all-graphs", action="store_true", help="train on the test split too (for search, not for metrics)")
+    pt.add_argument("--data-dir")
+    pt.add_argument("--epochs", type=int, default=300, help="per iteration (default 300, the papers')")
+    pt.add_argument("--iterations", type=int, help="DVAE-EMB's re-training iterations (default 4; 1 for other models)")
+    pt.add_argument("--batch-size", type=int, help="default 32 (128 for SVGe outside ENAS)")
+    pt.add_argument("--lr", type=float, default=1e-4)
+    pt.add_argument("--latent-dim", type=int, help="default 56")
+    pt.add_argument("--hidden-dim", type=int, help="D-VAE hidden size (501) or SVGe node size (250)")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    pt.add_argument("--out", help="checkpoint file (default SPACE-MODEL.pt)")
+    pt.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    pt.add_argument("--quiet", action="store_true", help="no progress bar")
+    pt.set_defaults(func=cmd_pretrain)
+
+    vm = sub.add_parser("vae-metrics", help="reconstruction, validity, uniqueness, novelty and GP fit of a pretrained VAE",
+                        description="D-VAE's protocol (METHODS.md 0.4, 6), printed beside the published table.")
+    vm.add_argument("checkpoint")
+    vm.add_argument("--data", default="auto", help="the graphs to test on (as for pretrain; default auto)")
+    vm.add_argument("--data-dir")
+    vm.add_argument("--decodes", type=int, default=10, help="stochastic decodes per z (protocol 10)")
+    vm.add_argument("--prior-samples", type=int, default=1000)
+    vm.add_argument("--sgp-seeds", type=int, default=10, help="GP fits for RMSE / Pearson r (0: skip)")
+    vm.add_argument("--device")
+    vm.add_argument("--json", help="write the numbers here")
+    vm.set_defaults(func=cmd_vae_metrics)
+
+    tp = sub.add_parser(
+        "train-predictor", help="train a graph-VAE performance predictor on a benchmark table (a surrogate evaluator)",
+        description="VS-GAE's predictor (--vae-weight 0) or SVGe's fine-tuned surrogate (--vae-weight 0.1): encoder + MLP "
+                    "56-28-14-7-1 trained on the table's reward column. Split, seeded by --seed: the table is shuffled and "
+                    "cut 70/20/10 into a training pool, a test set and a validation set (best-epoch selection); "
+                    "--train-size takes the first N of the pool. With --test-sizes the test set is every cell of those "
+                    "node counts (zero-shot; NB101: --evaluator table:nasbench101-subset) and the other cells are split "
+                    "90/10 into pool and validation. Prints the test RMSE (in the reward's units), Kendall tau and "
+                    "Pearson r; the checkpoint is an evaluator: --evaluator surrogate:OUT.")
+    tp.add_argument("--model", help="graph VAE: dvae, dvae-emb, svge, svge-triplet (default svge, or --init's)")
+    tp.add_argument("--space", help="the evaluator's space (checked; default: the evaluator's)")
+    tp.add_argument("--evaluator", default="table:nasbench201:cifar10", help="a benchmark table (default table:nasbench201:cifar10)")
+    tp.add_argument("--data-dir")
+    tp.add_argument("--init", help="a pretrained graph-VAE checkpoint (nas-ray pretrain) to start the encoder from")
+    tp.add_argument("--vae-weight", type=float, default=0.0, help="psi: 0 VS-GAE (default), 0.1 SVGe's surrogate")
+    tp.add_argument("--train-size", type=int, help="training architectures (default: the whole 70%% pool)")
+    tp.add_argument("--test-sizes", type=int, nargs="+", metavar="N", help="zero-shot: test on the cells of these node counts")
+    tp.add_argument("--epochs", type=int, default=100)
+    tp.add_argument("--lr", type=float, default=1e-3)
+    tp.add_argument("--batch-size", type=int, default=128)
+    tp.add_argument("--latent-dim", type=int, help="fresh models: latent size (default 56)")
+    tp.add_argument("--hidden-dim", type=int, help="fresh models: D-VAE hidden size (501) or SVGe node size (250)")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    tp.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    tp.add_argument("--out", required=True, help="predictor checkpoint to write")
+    tp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    tp.add_argument("--json", help="also write the metrics, split and history here")
+    tp.add_argument("--quiet", action="store_true", help="no progress bar")
+    tp.set_defaults(func=cmd_train_predictor)
 
     sub.add_parser("spaces", help="list search spaces").set_defaults(func=cmd_spaces)
     sub.add_parser("searchers", help="list searchers").set_defaults(func=cmd_searchers)

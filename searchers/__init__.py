@@ -29,6 +29,7 @@ __all__ = [
     "GraphPNASSearcher",
     "REINFORCE",
     "REINFORCEConfig",
+    "LatentBOSearcher",
     "get_searcher",
     "register_searcher",
     "available_searchers",
@@ -40,6 +41,7 @@ _BUILTINS = {
     "evolution": "nas_ray.searchers.evolution:RegularizedEvolution",
     "tpe": "nas_ray.searchers.tpe:TPESearch",
     "graphpnas": "nas_ray.searchers.graphpnas:GraphPNASSearcher",
+    "latent-bo": "nas_ray.searchers.latent_bo:LatentBOSearcher",
 }
 _LAZY = {
     "ArchitectureSearcher": "nas_ray.searchers.base",
@@ -49,6 +51,7 @@ _LAZY = {
     "GraphPNASSearcher": "nas_ray.searchers.graphpnas",
     "REINFORCE": "nas_ray.searchers.reinforce",
     "REINFORCEConfig": "nas_ray.searchers.reinforce",
+    "LatentBOSearcher": "nas_ray.searchers.latent_bo",
 }
 
 

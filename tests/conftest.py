@@ -7,6 +7,14 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001
+    """Models the latent-space searcher pretrains are cached in a folder of this test session only
+    (subprocesses started by tests inherit it)."""
+    import tempfile
+
+    os.environ["NAS_RAY_CACHE"] = tempfile.mkdtemp(prefix="nas-ray-test-cache-")
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

@@ -365,11 +365,11 @@ def pretrain(
             "seconds": time.perf_counter() - t0,
         }
         history.append(record)
-        if callback is not None:
-            callback(record)
         bar.update(1, it=iteration + 1, loss=f"{sums['loss'] / n:.3f}", kl=f"{sums['kl'] / n:.2f}", recon_acc=f"{record['recon_acc']:.3f}")
         if checkpoint is not None:
             save_checkpoint(checkpoint, _payload(model, space, config, history, optimizer, scheduler, done + 1, n))
+        if callback is not None:  # after the save: an interruption here loses nothing
+            callback(record)
     bar.close()
     model.eval()
     if checkpoint is not None:

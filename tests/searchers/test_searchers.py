@@ -15,7 +15,14 @@ from nas_ray.searchers import available_searchers, get_searcher
 
 SEARCHERS = available_searchers()
 # Settings that keep model-based searchers fast here; their behaviour under test is the same.
-FAST = {"graphpnas": {"epochs": 1, "keep_top": 4, "samples_per_step": 3, "epsilon_steps": 2}}
+FAST = {
+    "graphpnas": {"epochs": 1, "keep_top": 4, "samples_per_step": 3, "epsilon_steps": 2},
+    # a tiny VAE pretrained briefly on 200 graphs (cached for the session), small BO rounds
+    "latent-bo": {"model": "dvae", "pretrain": {"epochs": 12, "lr": 5e-3, "batch_size": 32,
+                                                "model_options": {"hidden_dim": 32, "latent_dim": 4}},
+                  "pretrain_graphs": 128, "batch_size": 5, "num_initial": 5, "decodes": 20, "grid_size": 128,
+                  "gp_epochs": 5, "lbfgs_maxiter": 5, "num_inducing": 50, "progress": False},
+}
 
 
 def make(name: str, space, **options):  # noqa: ANN001, ANN201

@@ -1,0 +1,144 @@
+"""Graph-VAE abilities with D-VAE's protocol (METHODS.md §0.4, §6.3).
+
+Primary numbers reproduce what the published code computes: reconstruction decodes the posterior
+*mean* (the code is in eval mode, where sampling returns μ) 10 × 10 times stochastically, and the
+prior is N(0, I) rescaled to the training latents' per-dimension mean and std. Secondary "true"
+variants sample z from the full posterior and from the unscaled prior. "The same graph" is
+index-based (same size, same type and same predecessor set at every index), not isomorphism.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas_ray.graph import Architecture
+from nas_ray.models.graph_vae import GraphCodec, GraphVAE, graph_key
+from nas_ray.models.vae_training import encode_archs, load_model
+
+__all__ = ["reconstruction_accuracy", "prior_metrics", "vae_abilities", "format_abilities", "PUBLISHED_ENAS6"]
+
+#: BENCHMARKS.md, ENAS-6 table (percent; SGP in standardised units)
+PUBLISHED_ENAS6: dict[str, dict[str, float]] = {
+    "dvae": {"recon": 99.96, "validity": 100.00, "uniqueness": 37.26, "sgp_rmse": 0.384, "sgp_pearson": 0.920},
+    "dvae-emb": {"recon": 99.99, "validity": 100.00, "uniqueness": 39.15, "sgp_rmse": 0.371, "sgp_pearson": 0.925},
+    "svge": {"recon": 98.97, "validity": 99.69, "uniqueness": 40.22, "novelty": 100.0},
+    "svge-triplet": {"recon": 99.80, "validity": 99.75, "uniqueness": 35.37, "novelty": 99.99},
+}
+
+_CHUNK = 4096  # latent rows decoded at once
+
+
+def _decode_many(model: GraphVAE, z: torch.Tensor, generator: torch.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    dev = next(model.parameters()).device
+    for i in range(0, len(z), _CHUNK):
+        out.extend(model.decode(z[i:i + _CHUNK].to(dev), stochastic=True, generator=generator))
+    return out
+
+
+@torch.no_grad()
+def reconstruction_accuracy(model: GraphVAE, codec: GraphCodec, archs: Sequence[Architecture], *, z_samples: int = 10,
+                            decodes: int = 10, true_posterior: bool = False, seed: int = 0, batch_graphs: int = 256) -> float:
+    """Fraction of (graph, z, decode) triples whose stochastic decode is the input graph.
+
+    ``true_posterior=False`` (the code's behaviour) uses z = μ for all ``z_samples``; ``True``
+    draws z = μ + ε·σ."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    hits, total = 0, 0
+    for start in range(0, len(archs), batch_graphs):
+        chunk = archs[start:start + batch_graphs]
+        mu, logvar = model.encode(codec.batch(chunk, next(model.parameters()).device))
+        mu, logvar = mu.cpu(), logvar.cpu()
+        z = mu[:, None, :].expand(-1, z_samples, -1)
+        if true_posterior:
+            z = z + torch.randn(z.shape, generator=gen) * torch.exp(0.5 * logvar)[:, None, :]
+        z = z[:, :, None, :].expand(-1, -1, decodes, -1).reshape(-1, mu.shape[1])
+        decoded = _decode_many(model, z, gen)
+        per = z_samples * decodes
+        for i, arch in enumerate(chunk):
+            key = codec.key(arch)
+            hits += sum(graph_key(t, a) == key for t, a in decoded[i * per:(i + 1) * per])
+        total += len(chunk) * per
+    return hits / total if total else float("nan")
+
+
+@torch.no_grad()
+def prior_metrics(model: GraphVAE, codec: GraphCodec, train_latents: torch.Tensor, train_keys: Iterable[str], *,
+                  samples: int = 1000, decodes: int = 10, scale_to_train: bool = True, seed: int = 0) -> dict[str, float]:
+    """Validity, uniqueness and novelty of ``samples`` prior draws decoded ``decodes`` times each."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(samples, model.latent_dim, generator=gen)
+    if scale_to_train:
+        z = z * train_latents.std(0) + train_latents.mean(0)
+    z = z[:, None, :].expand(-1, decodes, -1).reshape(-1, model.latent_dim)
+    decoded = _decode_many(model, z, gen)
+    valid = [graph_key(t, a) for t, a in decoded if codec.to_arch(t, a) is not None]
+    known = set(train_keys)
+    n = len(valid)
+    return {
+        "validity": n / len(decoded),
+        "uniqueness": len(set(valid)) / n if n else 0.0,
+        "novelty": 1.0 - sum(k in known for k in valid) / n if n else 0.0,
+    }
+
+
+def vae_abilities(checkpoint: str | os.PathLike[str], train: Sequence[Architecture], test: Sequence[Architecture],
+                  y_train: np.ndarray | None = None, y_test: np.ndarray | None = None, *, decodes: int = 10,
+                  z_samples: int = 10, prior_samples: int = 1000, sgp_seeds: Iterable[int] = range(1, 11),
+                  true_variants: bool = True, seed: int = 0, device: str | None = None) -> dict[str, Any]:
+    """Every §0.4 metric (percent) of a checkpoint, plus the §6.3 sparse-GP RMSE / Pearson r (from
+    the first BO round's GP, before any acquisition) when accuracies are given. ``y`` are accuracies
+    (higher is better); the GP fits ``-y`` as the protocol does."""
+    model, space, ckpt = load_model(checkpoint, device=device or "cpu")
+    codec = GraphCodec(space)
+    z_train = encode_archs(model, codec, train)
+    keys = [codec.key(a) for a in train]
+    row: dict[str, Any] = {"model": ckpt["model"], "epochs": len(ckpt["history"]),
+                           "train_graphs": len(train), "test_graphs": len(test)}
+    row["recon"] = 100 * reconstruction_accuracy(model, codec, test, z_samples=z_samples, decodes=decodes, seed=seed)
+    prior = prior_metrics(model, codec, z_train, keys, samples=prior_samples, decodes=decodes, seed=seed)
+    row.update({k: 100 * v for k, v in prior.items()})
+    if true_variants:
+        row["recon_true"] = 100 * reconstruction_accuracy(model, codec, test, z_samples=z_samples, decodes=decodes,
+                                                          true_posterior=True, seed=seed)
+        true_prior = prior_metrics(model, codec, z_train, keys, samples=prior_samples, decodes=decodes, scale_to_train=False, seed=seed)
+        row.update({f"{k}_true": 100 * v for k, v in true_prior.items()})
+    if y_train is not None and y_test is not None and list(sgp_seeds):
+        from nas_ray.models.sgp import sgp_metrics
+
+        z_test = encode_archs(model, codec, test)
+        m = sgp_metrics(z_train.numpy(), -np.asarray(y_train), z_test.numpy(), -np.asarray(y_test), seeds=list(sgp_seeds))
+        row.update({f"sgp_{k}": m[k] for k in ("rmse_mean", "rmse_std", "pearson_mean", "pearson_std", "rmse", "pearson")})
+    return row
+
+
+_COLUMNS = (("recon", "recon %"), ("validity", "validity %"), ("uniqueness", "unique %"), ("novelty", "novel %"),
+            ("sgp_rmse", "SGP RMSE"), ("sgp_pearson", "Pearson r"))
+
+
+def format_abilities(rows: dict[str, dict[str, Any]], published: dict[str, dict[str, float]] | None = None) -> str:
+    """A text table: measured rows (with epochs trained) and, under them, the published ones."""
+    def cell(row: dict[str, Any], key: str) -> str:
+        v = row.get(f"{key}_mean", row.get(key))
+        if v is None:
+            return "-"
+        std = row.get(f"{key}_std")
+        return f"{v:.3f}±{std:.3f}" if std is not None else (f"{v:.2f}" if key not in ("sgp_rmse", "sgp_pearson") else f"{v:.3f}")
+
+    head = ["model", "epochs"] + [h for _, h in _COLUMNS] + ["recon % (true z)", "validity % (N(0,I))"]
+    lines = []
+    for name, row in rows.items():
+        lines.append([f"{name} (measured)", str(row.get("epochs", "-"))] + [cell(row, k) for k, _ in _COLUMNS]
+                     + [cell(row, "recon_true"), cell(row, "validity_true")])
+    for name, row in (published or {}).items():
+        lines.append([f"{name} (published)", "300"] + [cell(row, k) for k, _ in _COLUMNS] + ["-", "-"])
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in lines])

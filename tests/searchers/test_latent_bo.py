@@ -1,0 +1,101 @@
+"""latent-bo beyond the shared searcher suite: proposals come from decoded latent points, running
+trials enter the GP, checkpoints are checked, and the options behave as documented."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ray.tune.search import ConcurrencyLimiter
+
+from nas_ray import Architecture, get_space
+from nas_ray.errors import CheckpointError
+from nas_ray.models.vae_training import PretrainConfig, pretrain, space_graphs
+from nas_ray.searchers import get_searcher
+
+SMALL = {"batch_size": 5, "num_initial": 6, "decodes": 30, "grid_size": 128, "gp_epochs": 5, "lbfgs_maxiter": 5,
+         "num_inducing": 50, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):  # noqa: ANN001, ANN201
+    """A small D-VAE that decodes valid NB201 cells (trained on all of them, briefly)."""
+    space = get_space("nasbench201")
+    path = tmp_path_factory.mktemp("vae") / "nb201-dvae.pt"
+    config = PretrainConfig(model="dvae", epochs=4, lr=3e-3, batch_size=64, model_options={"hidden_dim": 32, "latent_dim": 6})
+    pretrain(space, space_graphs(space)[::10], config, checkpoint=path, progress=False)
+    return path
+
+
+def score(arch: Architecture) -> float:
+    return float(sum(op == "nor_conv_3x3" for op in arch.ops) - sum(op == "none" for op in arch.ops))
+
+
+def test_proposals_come_from_decoded_points(checkpoint) -> None:  # noqa: ANN001
+    searcher = get_searcher("latent-bo", "nasbench201", model=str(checkpoint), seed=0, **SMALL)
+    for q in range(30):
+        config = searcher.suggest(str(q))
+        searcher.on_trial_complete(str(q), {"reward": score(Architecture.from_dict(config["arch"]))})
+    assert searcher.rounds >= 2
+    decoded = 30 - searcher.num_initial - searcher.fallbacks
+    assert decoded >= 10, (searcher.rounds, searcher.fallbacks, len(searcher.invalid_z))
+    # every observation carries the latent point the GP saw (decoded trials: the selected point itself)
+    assert len(searcher.obs_z) == len(searcher.obs_y) == 30 and searcher.obs_z[0].shape == (6,)
+
+
+def test_running_trials_enter_the_gp_and_restore_reloads_the_model(checkpoint, tmp_path) -> None:  # noqa: ANN001
+    searcher = get_searcher("latent-bo", "nasbench201", model=str(checkpoint), seed=1, **SMALL)
+    limited = ConcurrencyLimiter(searcher, max_concurrent=4)
+    live = []
+    for q in range(24):
+        config = limited.suggest(str(q))
+        if config is None:
+            tid, arch = live.pop(0)
+            limited.on_trial_complete(tid, {"reward": score(arch)})
+            config = limited.suggest(str(q))
+        live.append((str(q), Architecture.from_dict(config["arch"])))
+    assert searcher.rounds >= 1 and len(searcher.live) == 4
+    searcher.save(str(tmp_path / "s.pkl"))
+    state = searcher.get_state()
+    assert "model" not in state and state["model_path"] == str(checkpoint)
+    fresh = get_searcher("latent-bo", "nasbench201", model="dvae", seed=5,
+                         **{**SMALL, "pretrain": {"epochs": 1, "model_options": {"hidden_dim": 8, "latent_dim": 2}}, "pretrain_graphs": 20})
+    fresh.restore(str(tmp_path / "s.pkl"))
+    assert fresh.model.latent_dim == 6 and fresh.model_path == str(checkpoint)
+    assert fresh.suggest("next") == searcher.suggest("next")
+
+
+def test_initial_bins_and_options(checkpoint) -> None:  # noqa: ANN001
+    searcher = get_searcher("latent-bo", "nasbench201", model=str(checkpoint), seed=2, **{**SMALL, "initial": "bins", "num_initial": 8})
+    first = [Architecture.from_dict(searcher.suggest(str(q))["arch"]) for q in range(8)]
+    assert len({searcher.space.hash(a) for a in first}) == 8
+    with pytest.raises(ValueError, match="initial must be 'random' or 'bins'"):
+        get_searcher("latent-bo", "nasbench201", model=str(checkpoint), initial="grid")
+    with pytest.raises(ValueError, match="decode_choice must be"):
+        get_searcher("latent-bo", "nasbench201", model=str(checkpoint), decode_choice="best")
+
+
+def test_bad_checkpoints(checkpoint, tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(CheckpointError, match="trained on space nasbench201, not enas-macro"):
+        get_searcher("latent-bo", "enas-macro", model=str(checkpoint))
+    with pytest.raises(CheckpointError, match="neither a checkpoint file nor one of dvae"):
+        get_searcher("latent-bo", "nasbench201", model=str(tmp_path / "nope.pt"))
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable nas-ray checkpoint"):
+        get_searcher("latent-bo", "nasbench201", model=str(broken))
+    # an unfinished pretraining (no training latents yet) is refused with the way out
+    space = get_space("nasbench201")
+    partial = tmp_path / "partial.pt"
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):  # noqa: ANN001, ANN202
+        raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(space, space_graphs(space)[:64], PretrainConfig(model="dvae", epochs=2, model_options={"hidden_dim": 8, "latent_dim": 2}),
+                 checkpoint=partial, progress=False, callback=stop)
+    with pytest.raises(CheckpointError, match="did not finish"):
+        get_searcher("latent-bo", "nasbench201", model=str(partial))
+    assert np.isfinite(score(space.sample(0)))
