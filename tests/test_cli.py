@@ -22,7 +22,7 @@ def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: 
     [
         (["search", "--space", "nasbench301", "--backend", "local"], "unknown search space 'nasbench301'"),
         (["search", "--searcher", "hillclimb", "--evaluator", "table:nasbench201:cifar10", "--data-dir", "{data}",
-          "--backend", "local"], "unknown searcher 'hillclimb'; available: evolution, graphpnas, random, tpe"),
+          "--backend", "local"], "unknown searcher 'hillclimb'; available: evolution, graphpnas, latent-bo, random, tpe"),
         (["search", "--evaluator", "table:nasbench999", "--backend", "local", "--data-dir", "{data}"],
          "unknown benchmark table 'nasbench999'"),
         (["search", "--evaluator", "magic", "--backend", "local"], "unknown evaluator 'magic'"),

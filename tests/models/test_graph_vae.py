@@ -87,7 +87,7 @@ def test_decoder_structure_and_reproducible_sampling() -> None:
     assert 0 < noise.abs().max() < 0.1
 
 
-@pytest.mark.parametrize("cls", [DVAE, DVAEEmb])
+@pytest.mark.parametrize("cls", [DVAE])  # DVAE-EMB differs only in its input embedding (covered above)
 def test_overfits_a_few_graphs(cls) -> None:  # noqa: ANN001
     space = get_space("enas-macro")
     codec = GraphCodec(space)
@@ -173,3 +173,15 @@ def test_checkpoint_errors(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(UnknownName, match="unknown graph VAE 'gvae'"):
         PretrainConfig(model="gvae")
     assert Architecture.from_dict(archs[0].to_dict()) == archs[0]
+
+
+def test_svge_triplet_pretraining_uses_edit_distance_triplets() -> None:
+    space = get_space("enas-macro")
+    rng = np.random.default_rng(0)
+    base = [space.sample(rng) for _ in range(16)]
+    archs = base + [space.mutate(a, rng) for a in base]  # one edit away: positives exist (epsilon = 2)
+    config = PretrainConfig(model="svge-triplet", epochs=2, triplet_fraction=0.5, model_options={"node_dim": 16, "latent_dim": 4})
+    history = pretrain(space, archs, config, progress=False).history
+    assert all(h["triplet"] > 0 for h in history)
+    plain = pretrain(space, archs, PretrainConfig(model="svge", epochs=1, model_options={"node_dim": 16, "latent_dim": 4}), progress=False)
+    assert plain.history[0]["triplet"] == 0.0
