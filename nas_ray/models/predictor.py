@@ -38,6 +38,8 @@ from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphBatch, GraphCodec, GraphVAE
 from nas_ray.models.vae_training import FORMAT as VAE_FORMAT
 from nas_ray.models.vae_training import (
+    checkpoint_space,
+    read_checkpoint,
     _model_class,
     _Progress,
     _space_record,
@@ -328,13 +330,7 @@ def load_predictor(path: str | os.PathLike[str], space: SearchSpace | None = Non
     ``CheckpointError`` for a missing or unreadable file, a graph-VAE (or other) checkpoint, another
     nas-ray version, or a checkpoint of a space other than ``space``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such predictor checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a damaged file
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        raise CheckpointError(f"{path}: not a readable nas-ray checkpoint ({reason})") from None
+    ckpt = read_checkpoint(path, "predictor checkpoint")
     if isinstance(ckpt, dict) and ckpt.get("format") == VAE_FORMAT:
         raise CheckpointError(f"{path}: is a graph-VAE checkpoint, not a performance predictor (train one with "
                               f"nas-ray train-predictor --init {path.name})")
@@ -342,16 +338,7 @@ def load_predictor(path: str | os.PathLike[str], space: SearchSpace | None = Non
         raise CheckpointError(f"{path}: not a nas-ray performance-predictor checkpoint")
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{path}: written by an incompatible nas-ray version ({ckpt.get('version')})")
-    rec = ckpt["space"]
-    if space is not None and (rec["name"], rec["options"]) != (space.name, dict(space.options())):
-        def describe(name: str, options: dict) -> str:
-            return name + (f" {options}" if options else "")
-
-        theirs, ours = describe(rec["name"], rec["options"]), describe(space.name, dict(space.options()))
-        raise CheckpointError(f"{path}: trained on space {theirs}, not {ours}")
-    the_space = space or get_space(rec["name"], **rec["options"])
-    if list(the_space.node_types) != list(rec["node_types"]):
-        raise CheckpointError(f"{path}: node types {rec['node_types']} differ from the space's {list(the_space.node_types)}")
+    the_space = checkpoint_space(path, ckpt["space"], space)
     try:
         vae = _model_class(ckpt["model"])(**ckpt["hyperparameters"])
         net = PerformancePredictor(vae, ckpt["model"], GraphCodec(the_space), ckpt["head"], ckpt["target"]["mean"], ckpt["target"]["std"])

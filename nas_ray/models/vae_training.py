@@ -200,26 +200,40 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return path
 
 
+def read_checkpoint(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
+    """The object in a checkpoint file (``weights_only``), or a one-line ``CheckpointError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what} file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a damaged file
+        raise CheckpointError(f"{path}: not a readable nas-ray checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def checkpoint_space(path: str | os.PathLike[str], record: dict[str, Any], space: SearchSpace | None = None) -> SearchSpace:
+    """The space a checkpoint was trained on, checked against ``space`` when one is given."""
+    def describe(name: str, options: dict) -> str:
+        return name + (f" {options}" if options else "")
+
+    if space is not None and (record["name"], record["options"]) != (space.name, dict(space.options())):
+        raise CheckpointError(f"{path}: trained on space {describe(record['name'], record['options'])}, "
+                              f"not {describe(space.name, dict(space.options()))}")
+    the_space = space or get_space(record["name"], **record["options"])
+    if list(the_space.node_types) != list(record["node_types"]):
+        raise CheckpointError(f"{path}: node types {record['node_types']} differ from the space's {list(the_space.node_types)}")
+    return the_space
+
+
 def load_checkpoint(path: str | os.PathLike[str], *, space: SearchSpace | None = None, model: str | None = None,
                     latent_dim: int | None = None) -> dict[str, Any]:
     """A checkpoint's dict, checked: readable, ours, and (when given) for ``space``/``model``/``latent_dim``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a damaged file
-        raise CheckpointError(f"{path}: not a readable nas-ray checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a nas-ray graph-VAE checkpoint")
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{path}: written by an incompatible nas-ray version ({ckpt.get('version')})")
-    rec = ckpt["space"]
-    if space is not None and (rec["name"], rec["options"]) != (space.name, dict(space.options())):
-        def describe(name: str, options: dict) -> str:
-            return name + (f" {options}" if options else "")
-
-        raise CheckpointError(f"{path}: trained on space {describe(rec['name'], rec['options'])}, not {describe(space.name, dict(space.options()))}")
+    checkpoint_space(path, ckpt["space"], space)
     if model is not None and ckpt["model"] != model:
         raise CheckpointError(f"{path}: holds a {ckpt['model']} model, not {model}")
     if latent_dim is not None and ckpt["hyperparameters"]["latent_dim"] != latent_dim:
@@ -231,10 +245,7 @@ def load_model(path: str | os.PathLike[str], *, space: SearchSpace | None = None
                latent_dim: int | None = None, device: str | torch.device | None = "cpu") -> tuple[GraphVAE, SearchSpace, dict[str, Any]]:
     """The model of a checkpoint (in eval mode), its space and the checkpoint dict."""
     ckpt = load_checkpoint(path, space=space, model=model, latent_dim=latent_dim)
-    rec = ckpt["space"]
-    the_space = space or get_space(rec["name"], **rec["options"])
-    if list(the_space.node_types) != list(rec["node_types"]):
-        raise CheckpointError(f"{path}: node types {rec['node_types']} differ from the space's {list(the_space.node_types)}")
+    the_space = checkpoint_space(path, ckpt["space"], space)
     net = _model_class(ckpt["model"])(**ckpt["hyperparameters"])
     try:
         net.load_state_dict(ckpt["state_dict"])
