@@ -36,6 +36,9 @@ class Evaluator(abc.ABC):
     metric: str = "reward"
     #: "max" or "min"
     mode: str = "max"
+    #: the metric divided by this is a fraction (100 for an accuracy in percent); the efficiency
+    #: score acc - lambda * ln(cost) of ``nas_ray.objectives`` takes the accuracy as a fraction
+    metric_scale: float = 1.0
     space: SearchSpace
 
     @property

@@ -265,6 +265,7 @@ class SupernetEvaluator(Evaluator):
 
     metric = "val_accuracy"
     mode = "max"
+    metric_scale = 100.0
 
     def __init__(self, config: SupernetConfig | None = None, *, backend: str = "auto", actor_name: str | None = None,
                  data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> None:

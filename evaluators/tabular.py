@@ -53,6 +53,12 @@ class TabularEvaluator(Evaluator):
         self.dataset = dataset
         self._cols = [table.columns.index(c) for c in (reward, *self.report)]
         self._names = ("reward", reward, *self.report)
+        # every table's accuracies are percentages except ENAS-6's weight-sharing fractions
+        self.metric_scale = 1.0 if table.name == "enas6" else 100.0
+
+    def with_report(self, *columns: str) -> TabularEvaluator:
+        """The same evaluator reporting ``columns`` too (e.g. a cost column for multi-objective search)."""
+        return TabularEvaluator(self.table, self.reward, (*self.report, *columns), mode=self.mode, dataset=self.dataset)
 
     # ------------------------------------------------------------------ benchmarks
     @classmethod

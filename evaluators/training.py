@@ -139,6 +139,7 @@ class TrainingEvaluator(Evaluator):
     """
 
     metric = "val_accuracy"
+    metric_scale = 100.0
     mode = "max"
 
     def __init__(self, space: SearchSpace, config: TrainingConfig | None = None, **overrides: Any) -> None:

@@ -48,16 +48,21 @@ def options_for(name: str, options: Mapping[str, Any] | None, space: str, datase
 
 def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
     """One searcher x seed run (a top-level function so worker processes can run it)."""
-    name, seed, space, dataset, evaluator, budget, data_dir, options, reported, threads = job
+    name, seed, space, dataset, evaluator, budget, data_dir, options, reported, threads, multi = job
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    from nas_ray.search.loop import run_local
+    from nas_ray.search.loop import run_local, searcher_supports_pareto, with_objective
     from nas_ray.search.results import reported_of_best
     from nas_ray.searchers import get_searcher
 
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
+    objective = None
+    if multi is not None:
+        ev, objective = with_objective(ev, cost=multi["cost"], lam=multi["lam"], pareto=multi["pareto"])
+        if objective.pareto and searcher_supports_pareto(name):
+            options = {**options, "objective": objective}
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     if name == "graphpnas-rllib":  # GraphPNAS trained by the RLlib algorithm, no env runners
@@ -70,9 +75,18 @@ def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
     total = time.perf_counter() - start
     evaluating = sum(r["wall_s"] for r in rows)
     rewards = [r["reward"] for r in rows]
-    curve = reported_of_best(rewards, [r.get(reported, np.nan) for r in rows], ev.mode)
-    return {"searcher": name, "seed": seed, "final": float(curve[-1]), "curve": curve.tolist(),
-            "searcher_s": total - evaluating, "evaluator_s": evaluating, "wall_s": total}
+    out = {"searcher": name, "seed": seed, "searcher_s": total - evaluating, "evaluator_s": evaluating, "wall_s": total}
+    if objective is not None:  # the hypervolume of (reported accuracy, cost) after each query
+        from nas_ray.objectives import hypervolume
+
+        acc = np.array([r.get(reported, np.nan) for r in rows], dtype=float)
+        cost = np.array([r.get(objective.cost, np.nan) for r in rows], dtype=float)
+        ref_acc, ref_cost = multi["reference"]
+        curve = np.array([hypervolume(acc[:i + 1], cost[:i + 1], ref_acc, ref_cost) for i in range(len(rows))])
+        out["points"] = np.stack([acc, cost], axis=1).tolist()
+    else:
+        curve = reported_of_best(rewards, [r.get(reported, np.nan) for r in rows], ev.mode)
+    return {**out, "final": float(curve[-1]), "curve": curve.tolist()}
 
 
 def run_bench(
@@ -88,18 +102,35 @@ def run_bench(
     progress: bool = True,
     workers: int = 1,
     partial: str | None = None,
+    cost: str | None = None,
+    lam: float = 0.02,
+    pareto: bool = False,
 ) -> dict[str, Any]:
     """Run every searcher with seeds 0..seeds-1; the number reported per run is the reported column
     (e.g. NB201 test accuracy) of the architecture with the best reward after ``budget`` queries.
     ``workers`` > 1 runs that many (searcher, seed) runs at once in worker processes (one torch
     thread each); the results do not depend on it. ``partial``: a JSON-lines file that gets each run
-    as it finishes (so a long benchmark that is stopped keeps what it measured)."""
+    as it finishes (so a long benchmark that is stopped keeps what it measured).
+
+    ``cost`` (a column of the table, e.g. ``lat_pixel3_ms``) makes it a multi-objective benchmark: the
+    searchers optimise the efficiency score (``pareto``: nasgem models both objectives), and the
+    number per run is the hypervolume of the (reported accuracy, cost) points it evaluated, against
+    the table's worst accuracy and highest cost."""
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
     reported = ev.report[0] if getattr(ev, "report", ()) else ev.metric
+    multi = None
+    if cost is not None or pareto:
+        table = getattr(ev, "table", None)
+        if table is None:
+            raise ValueError("a multi-objective benchmark needs a table evaluator (its worst point is the reference)")
+        if cost is None or cost not in table.columns:
+            raise ValueError(f"cost must be a column of table {table.name}: {', '.join(table.columns)}")
+        multi = {"cost": cost, "lam": float(lam), "pareto": bool(pareto),
+                 "reference": (float(np.nanmin(table.column(reported))), float(np.nanmax(table.column(cost))))}
     data_dir = str(data_dir) if data_dir is not None else None
     jobs = [
         (name, seed, space, dataset, evaluator, budget, data_dir, options_for(name, searcher_options, space, dataset),
-         reported, 1 if workers > 1 else None)
+         reported, 1 if workers > 1 else None, multi)
         for name in searchers
         for seed in range(seeds)
     ]
@@ -112,7 +143,8 @@ def run_bench(
             with open(partial, "a") as f:
                 f.write(json.dumps(run) + "\n")
         if progress:
-            print(f"  {run['searcher']:<12} seed {run['seed']:>2}: {reported} {run['final']:.2f}  ({run['wall_s']:.2f} s)",
+            what = "hypervolume" if multi else reported
+            print(f"  {run['searcher']:<12} seed {run['seed']:>2}: {what} {run['final']:.4g}  ({run['wall_s']:.2f} s)",
                   file=sys.stderr, flush=True)
 
     if workers > 1:
@@ -134,23 +166,35 @@ def run_bench(
         summary[name] = {"mean": float(finals.mean()), "std": float(finals.std()), "n": int(len(finals))}
         timing[name] = {k: float(sum(r[k] for r in mine)) for k in ("searcher_s", "evaluator_s", "wall_s")}
         curves[name] = np.array([r["curve"] for r in mine])
-    anchors = NB201_ANCHORS.get(dataset, {}) if ev.space.name == "nasbench201" and evaluator is None else {}
-    return {
+    anchors = NB201_ANCHORS.get(dataset, {}) if ev.space.name == "nasbench201" and evaluator is None and multi is None else {}
+    out = {
         "json": {"summary": summary, "runs": runs, "space": ev.space.name, "dataset": dataset, "budget": budget,
                  "reported": reported, "reward": getattr(ev, "reward", ev.metric), "timing": timing,
                  "wall_s": wall, "workers": workers},
         "curves": curves,
         "anchors": anchors,
     }
+    if multi is not None:
+        table = ev.table
+        out["json"]["multi_objective"] = {"cost": cost, "lam": float(lam), "pareto": bool(pareto), "reference": list(multi["reference"]),
+                                          "searched": "efficiency score" + (" (nasgem: both objectives)" if pareto else "")}
+        out["table_points"] = (table.column(reported), table.column(cost))
+    return out
 
 
 def print_bench(report: Mapping[str, Any]) -> None:
     data = report["json"]
-    print(f"\n{data['space']}" + (f" / {data['dataset']}" if data["dataset"] else "")
-          + f": {data['reported']} of the best-{data['reward']} architecture after {data['budget']} queries")
+    multi = data.get("multi_objective")
+    where = f"\n{data['space']}" + (f" / {data['dataset']}" if data["dataset"] else "")
+    if multi:
+        ref = multi["reference"]
+        print(where + f": hypervolume of ({data['reported']}, {multi['cost']}) after {data['budget']} queries "
+              f"(reference {ref[0]:.4g}, {ref[1]:.4g}; searched: {multi['searched']}, lambda {multi['lam']})")
+    else:
+        print(where + f": {data['reported']} of the best-{data['reward']} architecture after {data['budget']} queries")
     print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}")
     for name, s in data["summary"].items():
-        print(f"{name:<14}{s['mean']:>9.2f}{s['std']:>8.2f}{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}")
+        print(f"{name:<14}{s['mean']:>9.4g}{s['std']:>8.3g}{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}")
     if "wall_s" in data:
         print(f"wall time {data['wall_s']:.1f} s with {data.get('workers', 1)} worker process(es)")
     for label, value in report["anchors"].items():
@@ -161,5 +205,19 @@ def plot_bench(report: Mapping[str, Any], path: str) -> None:
     from nas_ray.plots import plot_curves
 
     data = report["json"]
+    multi = data.get("multi_objective")
+    if multi:
+        from pathlib import Path
+
+        from nas_ray.plots import plot_pareto
+
+        plot_curves(report["curves"], path, ylabel="hypervolume",
+                    title=f"{data['space']} {data['dataset'] or ''}: hypervolume of ({data['reported']}, {multi['cost']})")
+        seed0 = {r["searcher"]: np.asarray(r["points"]).reshape(-1, 2) for r in data["runs"] if r["seed"] == 0}
+        front_path = Path(path).with_name(Path(path).stem + "_pareto.png")
+        plot_pareto({k: (v[:, 0], v[:, 1]) for k, v in seed0.items()}, front_path, xlabel=multi["cost"], ylabel=data["reported"],
+                    reference={"whole table": report["table_points"]} if "table_points" in report else None, log_x=True,
+                    title=f"{data['space']} {data['dataset'] or ''}: fronts found in {data['budget']} queries (seed 0)")
+        return
     plot_curves(report["curves"], path, ylabel=data["reported"], anchors=report["anchors"],
                 title=f"{data['space']} {data['dataset'] or ''}: best-{data['reward']} architecture's {data['reported']}")

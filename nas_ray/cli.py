@@ -43,6 +43,9 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "gpus_per_trial": None,
     "max_failures": 0,
     "scheduler": None,
+    "cost": None,  # multi-objective: a cost metric (params, macs, a table's latency column)
+    "lam": 0.02,
+    "pareto": False,
     "evaluator_option": [],
     "searcher_option": [],
     "space_option": [],
@@ -134,7 +137,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = {**SEARCH_DEFAULTS, **_load_config(args.config)}
     for key in SEARCH_DEFAULTS:  # flags given on the command line win over the file
         value = getattr(args, key, None)
-        if value is not None and value != []:
+        if value is not None and value != [] and value is not False:
             config[key] = value
     _import_plugins(list(config["import"]))
     budget = config["budget"]
@@ -164,9 +167,22 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_failures=config["max_failures"],
         scheduler=config["scheduler"],
         evaluator_options=_key_values(list(config["evaluator_option"]), "--evaluator-option"),
+        cost=config["cost"],
+        lam=_lam(config["lam"]),
+        pareto=bool(config["pareto"]),
     )
     _print_summary(result)
     return 0
+
+
+def _lam(value: Any) -> float:
+    try:
+        lam = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--lam must be a number, got {value!r}") from None
+    if not (lam >= 0 and lam != float("inf")):
+        raise UsageError(f"--lam must be a finite number >= 0, got {value!r}")
+    return lam
 
 
 def _print_summary(result: Any) -> None:
@@ -185,9 +201,17 @@ def _print_summary(result: Any) -> None:
         for rank, (_, row) in enumerate(ok.iterrows(), start=1):
             cells = " ".join(f"{row[c]:>14.4g}" for c in extra)
             print(f"{rank:>4} {int(row['query']):>5} {row['reward']:>14.4g} {cells}  {row['hash'][:16]}")
+    front = result.pareto_front()
+    if front is not None and len(front):
+        obj = result.objective
+        print(f"\nnon-dominated set ({len(front)} of {len(t)}; {obj.label()}):")
+        print(f"{'query':>5} {obj.metric:>14} {obj.cost:>14} {'score':>10}  hash")
+        for _, row in front.iterrows():
+            print(f"{int(row['query']):>5} {row[obj.metric]:>14.4g} {row[obj.cost]:>14.4g} {row['reward']:>10.4g}  {row['hash'][:16]}")
     if result.output is not None:
+        pareto = f", {result.output / 'pareto.png'}" if front is not None else ""
         print(f"\nresults: {result.output / 'results.csv'}\nplots:   {result.output / 'best_so_far.png'}, "
-              f"{result.output / 'best_architecture.png'}")
+              f"{result.output / 'best_architecture.png'}{pareto}")
 
 
 # ---------------------------------------------------------------------------------- rl
@@ -238,6 +262,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
     if args.workers <= 0:
         raise UsageError(f"--workers must be a positive integer, got {args.workers}")
+    if args.pareto and not args.cost:
+        raise UsageError("--pareto needs --cost (the cost to trade accuracy against)")
     if args.data_dir is not None and not Path(args.data_dir).exists():
         raise UsageError(f"--data-dir {args.data_dir} does not exist")
     from nas_ray.bench import print_bench, run_bench
@@ -255,6 +281,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         workers=args.workers,
         partial=f"{args.json}.partial.jsonl" if args.json else None,
+        cost=args.cost,
+        lam=_lam(args.lam),
+        pareto=args.pareto,
     )
     print_bench(report)
     if args.json:
@@ -343,6 +372,30 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     last = result.history[-1] if result.history else {}
     print(f"{out}: {len(result.history)} epochs, last epoch's loss {last.get('loss', float('nan')):.4g}, "
           f"greedy reconstruction of {min(config.monitor, len(train))} training graphs {100 * last.get('recon_acc', float('nan')):.2f}%")
+    return 0
+
+
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    from nas_ray.models.nasgem import EncoderConfig, train_encoder
+    from nas_ray.spaces import get_space
+
+    space = get_space(args.space, **_key_values(args.space_option or [], "--space-option"))
+    try:
+        config = EncoderConfig(embed_dim=args.dim, pairs=args.pairs, iterations=args.iterations, graphs=args.graphs,
+                               wl_iterations=args.wl_iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               similarity_weight=0.0 if args.autoencoder else 1.0)
+    except ValueError as exc:
+        raise UsageError(f"train-encoder: {exc}") from None
+    out = Path(args.out or f"{space.name}-nasgem{'-ae' if args.autoencoder else ''}.pt")
+    if out.exists() and not args.force:
+        raise UsageError(f"train-encoder: {out} exists; pass --force to overwrite it or choose another --out")
+    kind = "MLP autoencoder" if args.autoencoder else "kernel-guided encoder"
+    print(f"training a NASGEM {kind} for {space.name}: {config.pairs} pairs, {config.iterations} iterations", file=sys.stderr)
+    result = train_encoder(space, config, checkpoint=out, device=args.device, progress=not args.quiet)
+    last = result.history[-1]
+    print(f"{out}: similarity RMSE {last['similarity_rmse']:.4f}, exact reconstruction {100 * last['exact_reconstruction']:.1f}% "
+          f"(last {min(100, config.iterations)} iterations); pairs {result.seconds['pairs_s']:.1f} s "
+          f"(WL kernel {result.seconds['wl_s']:.1f} s), training {result.seconds['train_s']:.1f} s")
     return 0
 
 
@@ -462,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", choices=["asha"], help="asha: stop trials that trail at epochs 1, 3, 9, ...")
     s.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
                    help="e.g. epochs=4, space=nasbench201, train_fraction=0.1")
+    s.add_argument("--cost", help="multi-objective: a cost metric to trade against accuracy, e.g. params, macs "
+                   "(training evaluators) or a table column such as params_c10_M, lat_pixel3_ms")
+    s.add_argument("--lam", type=float, help="the efficiency score's lambda: acc - lam*ln(cost), acc as a fraction (default 0.02)")
+    s.add_argument("--pareto", action="store_true", default=None,
+                   help="search for the non-dominated set (nasgem models both objectives; others use the score)")
     s.add_argument("--import", dest="import", action="append", metavar="MODULE",
                    help="import a module or .py file that registers your own spaces/searchers")
     s.set_defaults(func=cmd_search)
@@ -505,6 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data-dir")
     b.add_argument("--json", help="write summary and runs here")
     b.add_argument("--plot", help="PNG of the mean best-so-far curves (default: next to --json)")
+    b.add_argument("--cost", help="multi-objective: a cost column of the table, e.g. lat_pixel3_ms or params_c10_M; "
+                   "each run then scores the hypervolume of what it evaluated")
+    b.add_argument("--lam", type=float, default=0.02, help="the efficiency score's lambda (default 0.02)")
+    b.add_argument("--pareto", action="store_true", help="searchers that can (nasgem) model both objectives")
     b.add_argument("--quiet", action="store_true", help="no line per run")
     b.add_argument("--import", dest="imports", action="append", metavar="MODULE")
     b.set_defaults(func=cmd_bench)
@@ -544,6 +606,27 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     pt.add_argument("--quiet", action="store_true", help="no progress bar")
     pt.set_defaults(func=cmd_pretrain)
+
+    te = sub.add_parser("train-encoder", help="train NASGEM's WL-kernel-guided graph encoder for a space (nasgem uses it)",
+                        description="Trains the encoder/decoder MLPs on pairs of graphs so that embedding cosine "
+                        "similarity matches the Weisfeiler-Lehman kernel; pass the file to nasgem as "
+                        "--searcher-option encoder=FILE.")
+    te.add_argument("--space", default="nasbench201")
+    te.add_argument("--space-option", action="append", metavar="KEY=VALUE")
+    te.add_argument("--dim", type=int, default=32, help="embedding size d (default 32)")
+    te.add_argument("--pairs", type=int, default=50_000, help="training pairs (default 50,000)")
+    te.add_argument("--iterations", type=int, default=10_000, help="Adam steps (default 10,000)")
+    te.add_argument("--graphs", type=int, default=20_000, help="distinct graphs the pairs are drawn from (default 20,000)")
+    te.add_argument("--wl-iterations", type=int, default=3, help="WL kernel depth h (default 3)")
+    te.add_argument("--batch-size", type=int, default=256)
+    te.add_argument("--lr", type=float, default=1e-3)
+    te.add_argument("--autoencoder", action="store_true", help="no kernel guidance: a plain MLP autoencoder (a baseline)")
+    te.add_argument("--seed", type=int, default=0)
+    te.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    te.add_argument("--out", help="checkpoint file (default SPACE-nasgem.pt)")
+    te.add_argument("--force", action="store_true", help="overwrite --out")
+    te.add_argument("--quiet", action="store_true", help="no progress bar")
+    te.set_defaults(func=cmd_train_encoder)
 
     vm = sub.add_parser("vae-metrics", help="reconstruction, validity, uniqueness, novelty and GP fit of a pretrained VAE",
                         description="D-VAE's protocol (METHODS.md 0.4, 6), printed beside the published table.")

@@ -34,3 +34,11 @@ def find_data_file(relative: str, data_dir: str | os.PathLike[str] | None = None
         if candidate.is_file():
             return candidate
     raise DataFileError(f"{what} not found: looked for {relative} under {root}")
+
+
+CACHE_ENV = "NAS_RAY_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where models trained on first use are kept: ``$NAS_RAY_CACHE``, default ``~/.cache/nas-ray``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "nas-ray").expanduser()

@@ -134,3 +134,45 @@ def draw_architecture(arch: Architecture, path: str | Path, *, title: str = "") 
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def plot_pareto(
+    points: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    xlabel: str = "cost",
+    ylabel: str = "accuracy",
+    title: str = "",
+    reference: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    log_x: bool = False,
+) -> Path:
+    """Accuracy against cost: per label (``points[label]`` is ``(acc, cost)``) every evaluated point as a
+    faint dot and its non-dominated front as a staircase rising to the right; ``reference`` (same form,
+    e.g. the whole benchmark table) is drawn in grey behind them."""
+    from nas_ray.objectives import pareto_front
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    for k, (label, (acc, cost)) in enumerate((reference or {}).items()):
+        a, c = np.asarray(acc, dtype=np.float64), np.asarray(cost, dtype=np.float64)
+        ok = np.isfinite(a) & np.isfinite(c)
+        ax.scatter(c[ok], a[ok], s=4, alpha=0.25, color=("0.6", "0.4", "0.8")[k % 3], linewidths=0, label=label, zorder=1)
+    for label, (acc, cost) in points.items():
+        a, c = np.asarray(acc, dtype=np.float64), np.asarray(cost, dtype=np.float64)
+        ok = np.isfinite(a) & np.isfinite(c)
+        dots = ax.scatter(c[ok], a[ok], s=8, alpha=0.35, linewidths=0, zorder=2)
+        _, front_acc, front_cost = pareto_front(a, c)
+        ax.step(front_cost, front_acc, where="post", marker="o", markersize=4, linewidth=1.8,
+                color=dots.get_facecolor()[0][:3], label=f"{label} (front {len(front_acc)} of {int(ok.sum())})", zorder=3)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{ylabel} against {xlabel}")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

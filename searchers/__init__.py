@@ -30,6 +30,7 @@ __all__ = [
     "REINFORCE",
     "REINFORCEConfig",
     "LatentBOSearcher",
+    "NASGEMSearcher",
     "get_searcher",
     "register_searcher",
     "available_searchers",
@@ -42,6 +43,7 @@ _BUILTINS = {
     "tpe": "nas_ray.searchers.tpe:TPESearch",
     "graphpnas": "nas_ray.searchers.graphpnas:GraphPNASSearcher",
     "latent-bo": "nas_ray.searchers.latent_bo:LatentBOSearcher",
+    "nasgem": "nas_ray.searchers.nasgem:NASGEMSearcher",
 }
 _LAZY = {
     "ArchitectureSearcher": "nas_ray.searchers.base",
@@ -52,6 +54,7 @@ _LAZY = {
     "REINFORCE": "nas_ray.searchers.reinforce",
     "REINFORCEConfig": "nas_ray.searchers.reinforce",
     "LatentBOSearcher": "nas_ray.searchers.latent_bo",
+    "NASGEMSearcher": "nas_ray.searchers.nasgem",
 }
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_ray.data import cache_dir
 from nas_ray.errors import CheckpointError
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphCodec
@@ -38,7 +38,6 @@ from nas_ray.spaces import SearchSpace
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "NAS_RAY_CACHE"
 #: the model pretrained when none is given
 DEFAULT_MODEL = "dvae-emb"
 #: auto-pretraining defaults: a laptop-sized model and schedule (pass a checkpoint, or
@@ -51,10 +50,6 @@ AUTO_MODEL_OPTIONS: dict[str, dict[str, int]] = {
     "svge-triplet": {"node_dim": 64, "latent_dim": 16},
 }
 _EXCLUDED_STATE = ("model", "codec", "_gp")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "nas-ray").expanduser()
 
 
 class LatentBOSearcher(ArchitectureSearcher):

@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nas_ray.cli import main
+from nas_ray.objectives import hypervolume
 
 
 def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -22,7 +24,7 @@ def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: 
     [
         (["search", "--space", "nasbench301", "--backend", "local"], "unknown search space 'nasbench301'"),
         (["search", "--searcher", "hillclimb", "--evaluator", "table:nasbench201:cifar10", "--data-dir", "{data}",
-          "--backend", "local"], "unknown searcher 'hillclimb'; available: evolution, graphpnas, latent-bo, random, tpe"),
+          "--backend", "local"], "unknown searcher 'hillclimb'; available: evolution, graphpnas, latent-bo, nasgem, random, tpe"),
         (["search", "--evaluator", "table:nasbench999", "--backend", "local", "--data-dir", "{data}"],
          "unknown benchmark table 'nasbench999'"),
         (["search", "--evaluator", "magic", "--backend", "local"], "unknown evaluator 'magic'"),
@@ -46,6 +48,14 @@ def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: 
         (["bench", "--dataset", "cifar-10", "--data-dir", "{data}"], "unknown NAS-Bench-201 dataset 'cifar-10'"),
         (["bench", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["search", "--evaluator", "table:nasbench201:cifar10", "--data-dir", "{data}", "--backend", "local", "--pareto"],
+         "a Pareto search needs a cost metric"),
+        (["search", "--evaluator", "table:nasbench201:cifar10", "--data-dir", "{data}", "--backend", "local",
+          "--cost", "lat_iphone_ms"], "table nasbench201 has no column 'lat_iphone_ms'"),
+        (["search", "--cost", "params", "--lam", "-1"], "--lam must be a finite number >= 0"),
+        (["bench", "--pareto", "--data-dir", "{data}"], "--pareto needs --cost"),
+        (["bench", "--cost", "lat_iphone_ms", "--data-dir", "{data}"], "cost must be a column of table nasbench201"),
+        (["train-encoder", "--pairs", "0"], "train-encoder: EncoderConfig.pairs must be >= 1"),
         (["rl"], "the following arguments are required: --evaluator"),
         (["rl", "--evaluator", "table:nasbench201:cifar10", "--budget", "0"], "--budget must be a positive integer, got 0"),
         (["rl", "--evaluator", "table:nasbench201:cifar10", "--num-env-runners", "-1"], "--num-env-runners must be 0 or more"),
@@ -119,6 +129,29 @@ def test_bench_json_and_plot(capsys, data_dir: Path, tmp_path: Path) -> None:  #
     assert out.with_suffix(".png").is_file()
     printed = capsys.readouterr().out
     assert "random (reproduced, 500 seeds)" in printed and "in16_test200" in printed
+
+
+def test_train_encoder_then_multi_objective_bench(capsys, data_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """train-encoder writes an encoder nasgem loads; bench --cost --pareto scores each run by the
+    hypervolume of (test accuracy, latency) and draws the fronts."""
+    enc = tmp_path / "enc.pt"
+    assert main(["train-encoder", "--space", "nasbench201", "--pairs", "300", "--iterations", "30", "--graphs", "200",
+                 "--out", str(enc), "--quiet"]) == 0
+    assert "similarity RMSE" in capsys.readouterr().out
+    fails_cleanly(capsys, ["train-encoder", "--space", "nasbench201", "--out", str(enc)], "exists; pass --force")
+    out = tmp_path / "mo.json"
+    assert main(["bench", "--searcher", "random", "--searcher", "nasgem", "--seeds", "2", "--budget", "20",
+                 "--data-dir", str(data_dir), "--cost", "lat_pixel3_ms", "--pareto", "--json", str(out), "--quiet",
+                 "--searcher-option", f"nasgem.encoder={enc}", "--searcher-option", "nasgem.candidates=300",
+                 "--searcher-option", "nasgem.num_initial=5", "--searcher-option", "nasgem.fit_steps=30"]) == 0
+    data = json.loads(out.read_text())
+    ref_acc, ref_cost = data["multi_objective"]["reference"]
+    for run in data["runs"]:
+        points = np.asarray(run["points"])
+        assert len(points) == 20 and run["final"] == pytest.approx(hypervolume(points[:, 0], points[:, 1], ref_acc, ref_cost))
+        assert np.all(np.diff(run["curve"]) >= -1e-9)  # the hypervolume never shrinks
+    assert out.with_suffix(".png").is_file() and (tmp_path / "mo_pareto.png").is_file()
+    assert "hypervolume of (c10_test200, lat_pixel3_ms)" in capsys.readouterr().out
 
 
 def test_listings(capsys) -> None:  # noqa: ANN001

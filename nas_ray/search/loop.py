@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nas_ray.errors import UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
 from nas_ray.search.results import SearchResult, make_row, summarize
@@ -43,6 +44,9 @@ def run(
     space_options: Mapping[str, Any] | None = None,
     progress: bool | RowCallback = True,
     name: str = "search",
+    cost: str | None = None,
+    lam: float = 0.02,
+    pareto: bool = False,
 ) -> SearchResult:
     """Search ``budget`` unique architectures and return the results table.
 
@@ -54,7 +58,11 @@ def run(
     sequence of architectures. ``scheduler="asha"`` (Tune backend) stops trials whose per-epoch
     ``metric`` trails the others' at the same epoch (their rows say ``stopped_early``);
     ``evaluator_options`` go to the evaluator named by a spec (``{"epochs": 4, "space": "nasbench201"}``).
-    A failed trial is retried ``max_failures`` times, from its last per-epoch checkpoint. With
+    A failed trial is retried ``max_failures`` times, from its last per-epoch checkpoint.
+    ``cost`` (a metric of the evaluator or a table column: ``params``, ``macs``, ``lat_pixel3_ms``, ...)
+    makes the search multi-objective: searchers optimise the efficiency score ``metric/scale -
+    lam * ln(cost)`` (reported as ``score``), and ``pareto=True`` also gives searchers that support it
+    (``nasgem``) the two objectives; either way the results hold the non-dominated set. With
     ``output``, writes ``results.csv``, ``summary.json``, ``best_so_far.png`` and
     ``best_architecture.png`` there (and Tune's run directory, or the local backend's trained
     weights, under it).
@@ -74,6 +82,7 @@ def run(
         raise ValueError(f"scheduler {scheduler!r} needs backend='tune' (the local backend runs every trial to the end)")
     evaluator, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
                                              space_options=space_options)
+    evaluator, objective = with_objective(evaluator, cost=cost, lam=lam, pareto=pareto)
     if isinstance(searcher, ArchitectureSearcher):
         search_alg = searcher
         search_alg.set_search_properties(evaluator.metric, evaluator.mode, {})
@@ -84,6 +93,8 @@ def run(
             # of the budget (at least 4) and a tournament of a quarter of that (at least 2).
             options["population_size"] = max(4, budget // 4)
             options.setdefault("sample_size", max(2, options["population_size"] // 4))
+        if objective is not None and objective.pareto and searcher_supports_pareto(searcher):
+            options.setdefault("objective", objective)
         search_alg = get_searcher(searcher, space_obj, seed=seed, metric=evaluator.metric, mode=evaluator.mode, **options)
     searcher_name = search_alg.name or type(search_alg).__name__
     out = Path(output) if output is not None else None
@@ -118,7 +129,7 @@ def run(
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("query", kind="stable").reset_index(drop=True)
-    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj)
+    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj, objective=objective)
     result.summary = summarize(
         result,
         {**common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent, "scheduler": scheduler,
@@ -127,6 +138,36 @@ def run(
     if out is not None:
         write_outputs(result)
     return result
+
+
+def searcher_supports_pareto(name: str) -> bool:
+    """Whether the searcher registered as ``name`` takes a two-objective ``objective`` option."""
+    from nas_ray.searchers import SEARCHERS
+
+    return bool(getattr(SEARCHERS.get(name), "supports_pareto", False)) if name in SEARCHERS else False
+
+
+def with_objective(evaluator: Evaluator, *, cost: str | None = None, lam: float = 0.02,
+                   pareto: bool = False) -> tuple[Evaluator, Any]:
+    """``evaluator`` scored by the efficiency objective when a ``cost`` is named (a table evaluator is
+    made to report that column), and the ``Objective``; unchanged and None without a cost."""
+    if cost is None:
+        if pareto:
+            raise ValueError("a Pareto search needs a cost metric to trade accuracy against (cost=..., CLI --cost)")
+        return evaluator, None
+    from nas_ray.evaluators.tabular import TabularEvaluator
+    from nas_ray.objectives import Objective, ObjectiveEvaluator
+
+    # the accuracy under its own name: the results' "reward" column holds the searched metric (the score)
+    accuracy = evaluator.metric
+    if isinstance(evaluator, TabularEvaluator):
+        accuracy = evaluator.reward
+        if cost not in (evaluator.reward, *evaluator.report):
+            evaluator = evaluator.with_report(cost)
+    elif accuracy == "reward" and getattr(evaluator, "target", None) is not None:  # a surrogate's prediction
+        accuracy = "predicted_accuracy"
+    objective = Objective(metric=accuracy, cost=cost, lam=lam, pareto=pareto, scale=evaluator.metric_scale)
+    return ObjectiveEvaluator(evaluator, objective), objective
 
 
 def resolve_evaluator(
@@ -210,6 +251,8 @@ def run_local(
 
                 weights_dir.mkdir(parents=True, exist_ok=True)
                 torch.save({"hash": state.get("hash"), "model": state["model"]}, weights_dir / f"{trial_id}.pt")
+        except UnknownName:
+            raise  # a misnamed metric or cost column is the search's configuration, not this trial
         except Exception as exc:  # noqa: BLE001 - a failed evaluation is a failed trial, as on Tune
             error = f"{type(exc).__name__}: {exc}"
         if error is None and metrics is not None:
@@ -226,7 +269,8 @@ def run_local(
 
 
 def write_outputs(result: SearchResult) -> None:
-    """results.csv, summary.json and the two PNGs into ``result.output``."""
+    """results.csv, summary.json and the PNGs (best so far, best architecture, and the Pareto front of a
+    multi-objective search) into ``result.output``."""
     from nas_ray.plots import draw_architecture, plot_best_so_far
 
     out = result.output
@@ -238,6 +282,14 @@ def write_outputs(result: SearchResult) -> None:
             result.table["reward"].to_numpy(), out / "best_so_far.png", mode=result.mode, metric=result.metric,
             title=f"{s['searcher']} on {s['space']} (seed {s['seed']})",
         )
+        obj = result.objective
+        ok = result.table[result.table["status"] == "ok"]
+        if obj is not None and obj.cost is not None and not ok.empty and obj.cost in ok and obj.metric in ok:
+            from nas_ray.plots import plot_pareto
+
+            plot_pareto({s["searcher"]: (ok[obj.metric].to_numpy(float), ok[obj.cost].to_numpy(float))}, out / "pareto.png",
+                        xlabel=obj.cost, ylabel=obj.metric, log_x=True,
+                        title=f"{s['searcher']} on {s['space']}: non-dominated set of {len(ok)} evaluations")
     best = result.best_arch
     if best is not None:
         if result.space is not None:  # draw what is built: e.g. an NB101 cell without its pruned nodes

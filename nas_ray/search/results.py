@@ -83,6 +83,21 @@ class SearchResult:
     output: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     space: Any = None  # the SearchSpace searched
+    objective: Any = None  # the nas_ray.objectives.Objective of a multi-objective search
+
+    def pareto_front(self) -> Any:
+        """The non-dominated successful rows (highest ``objective.metric``, lowest ``objective.cost``),
+        sorted by cost; None for a single-objective search."""
+        if self.objective is None or self.objective.cost is None:
+            return None
+        from nas_ray.objectives import pareto_mask
+
+        obj = self.objective
+        ok = self.table[self.table["status"] == "ok"] if len(self.table) else self.table
+        if ok.empty or obj.metric not in ok or obj.cost not in ok:
+            return ok.iloc[0:0]
+        mask = pareto_mask(ok[obj.metric].to_numpy(dtype=float), ok[obj.cost].to_numpy(dtype=float))
+        return ok[mask].sort_values(obj.cost, kind="stable")
 
     @property
     def best_row(self) -> Mapping[str, Any] | None:
@@ -104,7 +119,15 @@ class SearchResult:
 def summarize(result: SearchResult, extra: Mapping[str, Any]) -> dict[str, Any]:
     best = result.best_row
     t = result.table
+    multi: dict[str, Any] = {}
+    front = result.pareto_front()
+    if front is not None:
+        obj = result.objective
+        multi = {"objective": obj.describe(), "pareto_front": [
+            {"query": int(r["query"]), "hash": r["hash"], obj.metric: float(r[obj.metric]), obj.cost: float(r[obj.cost]),
+             "score": float(r["reward"])} for r in front.to_dict("records")]}
     return {
+        **multi,
         **extra,
         "metric": result.metric,
         "mode": result.mode,

@@ -22,6 +22,9 @@ FAST = {
                                                 "model_options": {"hidden_dim": 32, "latent_dim": 4}},
                   "pretrain_graphs": 128, "batch_size": 10, "num_initial": 5, "decodes": 16, "grid_size": 64,
                   "gp_epochs": 5, "lbfgs_maxiter": 3, "num_inducing": 32, "progress": False},
+    # a tiny encoder trained briefly (cached for the session), a small candidate pool
+    "nasgem": {"encoder_options": {"graphs": 200, "pairs": 400, "iterations": 40, "batch_size": 64},
+               "num_initial": 5, "candidates": 300, "fit_steps": 30, "finetune_steps": 5},
 }
 
 
