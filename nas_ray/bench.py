@@ -175,9 +175,13 @@ def run_bench(
         "anchors": anchors,
     }
     if multi is not None:
+        from nas_ray.objectives import hypervolume
+
         table = ev.table
+        ceiling = hypervolume(table.column(reported), table.column(cost), *multi["reference"])
         out["json"]["multi_objective"] = {"cost": cost, "lam": float(lam), "pareto": bool(pareto), "reference": list(multi["reference"]),
-                                          "searched": "efficiency score" + (" (nasgem: both objectives)" if pareto else "")}
+                                          "searched": "efficiency score" + (" (nasgem: both objectives)" if pareto else ""),
+                                          "table_hypervolume": ceiling}
         out["table_points"] = (table.column(reported), table.column(cost))
     return out
 
@@ -192,9 +196,14 @@ def print_bench(report: Mapping[str, Any]) -> None:
               f"(reference {ref[0]:.4g}, {ref[1]:.4g}; searched: {multi['searched']}, lambda {multi['lam']})")
     else:
         print(where + f": {data['reported']} of the best-{data['reward']} architecture after {data['budget']} queries")
-    print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}")
+    gap = multi.get("table_hypervolume") if multi else None
+    print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}" + (f"{'gap to the table front':>24}" if gap else ""))
+    number = "{:>9.5g}{:>8.3g}" if multi else "{:>9.2f}{:>8.2f}"
     for name, s in data["summary"].items():
-        print(f"{name:<14}{s['mean']:>9.4g}{s['std']:>8.3g}{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}")
+        print(f"{name:<14}" + number.format(s["mean"], s["std"]) + f"{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}"
+              + (f"{gap - s['mean']:>24.4g}" if gap else ""))
+    if gap:
+        print(f"the whole table's front: {gap:.5g} (the gap is the area between it and the front found)")
     if "wall_s" in data:
         print(f"wall time {data['wall_s']:.1f} s with {data.get('workers', 1)} worker process(es)")
     for label, value in report["anchors"].items():

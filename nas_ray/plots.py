@@ -148,15 +148,21 @@ def plot_pareto(
 ) -> Path:
     """Accuracy against cost: per label (``points[label]`` is ``(acc, cost)``) every evaluated point as a
     faint dot and its non-dominated front as a staircase rising to the right; ``reference`` (same form,
-    e.g. the whole benchmark table) is drawn in grey behind them."""
+    e.g. the whole benchmark table) is drawn in grey behind them with its own front dashed, and the view
+    is zoomed to where the fronts are (a table's degenerate cells would squash it otherwise)."""
     from nas_ray.objectives import pareto_front
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    shown_acc: list[np.ndarray] = []
+    shown_cost: list[np.ndarray] = []
     for k, (label, (acc, cost)) in enumerate((reference or {}).items()):
         a, c = np.asarray(acc, dtype=np.float64), np.asarray(cost, dtype=np.float64)
         ok = np.isfinite(a) & np.isfinite(c)
-        ax.scatter(c[ok], a[ok], s=4, alpha=0.25, color=("0.6", "0.4", "0.8")[k % 3], linewidths=0, label=label, zorder=1)
+        colour = ("0.6", "0.4", "0.8")[k % 3]
+        ax.scatter(c[ok], a[ok], s=4, alpha=0.25, color=colour, linewidths=0, label=label, zorder=1)
+        _, ref_acc, ref_cost = pareto_front(a, c)
+        ax.step(ref_cost, ref_acc, where="post", linestyle="--", linewidth=1.0, color="0.35", label=f"front of {label}", zorder=1.5)
     for label, (acc, cost) in points.items():
         a, c = np.asarray(acc, dtype=np.float64), np.asarray(cost, dtype=np.float64)
         ok = np.isfinite(a) & np.isfinite(c)
@@ -164,8 +170,20 @@ def plot_pareto(
         _, front_acc, front_cost = pareto_front(a, c)
         ax.step(front_cost, front_acc, where="post", marker="o", markersize=4, linewidth=1.8,
                 color=dots.get_facecolor()[0][:3], label=f"{label} (front {len(front_acc)} of {int(ok.sum())})", zorder=3)
+        shown_acc.append(front_acc)
+        shown_cost.append(front_cost)
     if log_x:
         ax.set_xscale("log")
+    if reference and shown_acc and np.concatenate(shown_acc).size:
+        fa, fc = np.concatenate(shown_acc), np.concatenate(shown_cost)
+        top = max(fa.max(), max(np.nanmax(np.asarray(a, dtype=np.float64)) for a, _ in reference.values()))
+        span = max(top - fa.min(), 1e-9)
+        ax.set_ylim(fa.min() - 0.15 * span, top + 0.05 * span)
+        if log_x and (fc > 0).all():
+            ax.set_xlim(fc.min() / 1.5, fc.max() * 1.5)
+        else:
+            width = max(fc.max() - fc.min(), 1e-9)
+            ax.set_xlim(fc.min() - 0.1 * width, fc.max() + 0.1 * width)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{ylabel} against {xlabel}")
