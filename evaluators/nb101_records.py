@@ -228,8 +228,11 @@ def _parse(path: Path, size: int, verify_crc: bool, progress: bool) -> NB101Reco
                     if not (type(module_hash) is str and len(module_hash) == 32 and type(epochs) is int
                             and type(adj) is str and type(raw_ops) is str and type(raw_metrics) is str):
                         raise TypeError
-                except (ValueError, TypeError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors;
+                    # RecursionError: json's C scanner recurses once per nesting level ("[[[[...")
                     raise fail(n, off, "not a JSON list [module_hash, epochs, adjacency, operations, metrics]") from None
+                if not -0x8000000000000000 <= epochs <= 0x7FFFFFFFFFFFFFFF:  # stored in an int64 array
+                    raise fail(n, off, f"epoch budget {epochs} does not fit in a 64-bit integer")
                 try:
                     m = metrics_from(b64decode(raw_metrics))
                 except (binascii.Error, DecodeError, ValueError) as e:

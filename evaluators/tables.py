@@ -184,7 +184,7 @@ def parse_enas6(path: Path, space: SearchSpace | None = None) -> list[tuple[Arch
             except ValueError:
                 layers, acc = ast.literal_eval(line)
             entries.append((space.from_native(layers), float(acc)))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, InvalidArchitecture) as exc:
+        except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError, InvalidArchitecture) as exc:
             raise DataFileError(f"{path} line {lineno}: not an ENAS entry '[[t0], [t1, b0], ...], acc': {exc}") from None
     if not entries:
         raise DataFileError(f"{path}: contains no entries")
@@ -247,6 +247,8 @@ def _read_nasbench101_subset(path: Path) -> Table:
         try:
             if len(adj) != 49 or set(adj) - {"0", "1"}:
                 raise InvalidArchitecture(f"adjacency must be 49 digits 0/1, got {adj!r}")
+            if not isinstance(ops, str):  # pandas reads a column of numbers as numbers
+                raise InvalidArchitecture(f"ops must be '|'-separated operation names, got {ops!r}")
             arch = space.canonicalize(Architecture(ops.split("|"), np.array(list(adj), dtype=np.int8).reshape(7, 7)))
         except InvalidArchitecture as exc:
             raise DataFileError(f"{path} line {i + 2}: {exc}") from None

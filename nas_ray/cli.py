@@ -118,14 +118,26 @@ def _load_config(path: str | None) -> dict[str, Any]:
         text = Path(path).read_text()
     except OSError as exc:
         raise UsageError(f"--config: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--config: {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise UsageError(f"--config: {path}{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        # a ReaderError (e.g. a NUL byte) has no .problem and a multi-line str(): keep its first line
+        problem = (str(getattr(exc, "problem", None) or exc).splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"--config: {path}{where} is not valid YAML: {problem}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise UsageError(f"--config: {path} is not valid YAML: nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise ValueError, KeyError, IndexError... on bad scalars
+        reason = (str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).splitlines() or [""])[0]
+        raise UsageError(f"--config: {path} is not valid YAML: bad scalar value ({type(exc).__name__}: {reason})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config: {path} must hold a mapping of options, got {type(data).__name__}")
+    not_str = [k for k in data if not isinstance(k, str)]
+    if not_str:
+        raise UsageError(f"--config: {path}: option names must be strings, got {type(not_str[0]).__name__} {not_str[0]!r}")
     data = {k.replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - set(SEARCH_DEFAULTS))
     if unknown:
@@ -183,6 +195,17 @@ def _lam(value: Any) -> float:
     if not (lam >= 0 and lam != float("inf")):
         raise UsageError(f"--lam must be a finite number >= 0, got {value!r}")
     return lam
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    path = Path(args.results_dir)
+    if not path.is_dir():
+        raise UsageError(f"resume: {path} is not a folder (pass a search's --output folder)")
+    from nas_ray.search import resume
+
+    result = resume(path, address=args.address)
+    _print_summary(result)
+    return 0
 
 
 def _print_summary(result: Any) -> None:
@@ -523,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--import", dest="import", action="append", metavar="MODULE",
                    help="import a module or .py file that registers your own spaces/searchers")
     s.set_defaults(func=cmd_search)
+
+    rs = sub.add_parser("resume", help="continue a Tune search whose driver died, from its results folder",
+                        description="Restores the Tune experiment and the searcher from the last snapshot in RESULTS_DIR "
+                        "(what nas-ray search --output wrote) and runs the search to its budget.")
+    rs.add_argument("results_dir", help="the search's output folder (holds run.json and the Tune run)")
+    rs.add_argument("--address", help="join a Ray cluster: auto (inside ray submit) or ray://host:10001")
+    rs.set_defaults(func=cmd_resume)
 
     r = sub.add_parser("rl", help="GraphPNAS trained by REINFORCE under RLlib",
                        description="GraphPNAS's search as an RLlib algorithm: env runners build architectures with "

@@ -157,6 +157,8 @@ class Architecture:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidArchitecture(f"malformed architecture JSON: {exc}") from None
+        except RecursionError:  # json's C scanner recurses per nesting level
+            raise InvalidArchitecture("malformed architecture JSON: nested too deeply to parse") from None
         return cls.from_dict(data)
 
     # ------------------------------------------------------------------ conversions

@@ -70,6 +70,13 @@ def run(
     from nas_ray.searchers import get_searcher
     from nas_ray.searchers.base import ArchitectureSearcher
 
+    # what `nas-ray resume` needs to rebuild this run (only specs: objects cannot be written down)
+    recipe = {"evaluator": evaluator, "searcher": searcher, "space": space, "budget": budget, "seed": seed,
+              "max_concurrent": max_concurrent, "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+              "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial, "max_failures": max_failures,
+              "scheduler": scheduler, "evaluator_options": dict(evaluator_options or {}),
+              "searcher_options": dict(searcher_options or {}), "space_options": dict(space_options or {}), "name": name,
+              "cost": cost, "lam": lam, "pareto": pareto}
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
     if not isinstance(budget, int) or budget <= 0:
@@ -100,6 +107,8 @@ def run(
     out = Path(output) if output is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        if backend == "tune":
+            _write_recipe(out, recipe)
 
     report = _progress_printer(budget, evaluator, searcher_name) if progress is True else (progress or None)
     rows: list[dict[str, Any]] = []
@@ -137,6 +146,68 @@ def run(
     )
     if out is not None:
         write_outputs(result)
+    return result
+
+
+RECIPE_FILE = "run.json"
+
+
+def _write_recipe(out: Path, recipe: dict[str, Any]) -> None:
+    try:
+        text = json.dumps({"format": "nas-ray-run", "version": 1, **recipe}, indent=2)
+    except TypeError:  # an Evaluator / searcher object or options that are not plain data
+        text = json.dumps({"format": "nas-ray-run", "version": 1, "resumable": False})
+    (out / RECIPE_FILE).write_text(text)
+
+
+def resume(results_dir: str | os.PathLike[str], *, address: str | None = None, progress: bool | RowCallback = True) -> SearchResult:
+    """Continue a Tune search whose driver died (``nas-ray resume RESULTS_DIR``): the Tuner and the
+    searcher come back from Tune's last snapshot in ``results_dir`` (trials running then are rerun
+    from their last checkpoint; trials started after it are proposed again by the restored searcher,
+    so with a deterministic evaluator and one trial at a time the results equal an uninterrupted
+    run's). Writes the same files as ``run`` and returns the whole results table."""
+    from nas_ray.errors import CheckpointError
+
+    out = Path(results_dir)
+    try:
+        recipe = json.loads((out / RECIPE_FILE).read_text())
+    except OSError:
+        raise CheckpointError(f"{out}: no {RECIPE_FILE}; only Tune-backend searches with an output folder can be resumed") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{out / RECIPE_FILE}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if recipe.get("format") != "nas-ray-run":
+        raise CheckpointError(f"{out / RECIPE_FILE}: not a nas-ray run recipe")
+    if recipe.get("resumable") is False:
+        raise CheckpointError(f"{out}: the search was started with Python objects (an Evaluator or searcher instance), "
+                              "which cannot be rebuilt; resume it from Python with ray.tune.Tuner.restore")
+    experiment = out / recipe["name"]
+    if not (experiment / "tuner.pkl").is_file():
+        raise CheckpointError(f"{experiment}: no Tune experiment to resume (tuner.pkl is missing)")
+    evaluator, space_obj = resolve_evaluator(recipe["evaluator"], recipe["space"], data_dir=recipe["data_dir"],
+                                             evaluator_options=recipe["evaluator_options"], space_options=recipe["space_options"])
+    evaluator, objective = with_objective(evaluator, cost=recipe["cost"], lam=recipe["lam"], pareto=recipe["pareto"])
+    from nas_ray.search.tune_backend import resume_tune
+
+    searcher_name = recipe["searcher"] if isinstance(recipe["searcher"], str) else "searcher"
+    common = {"searcher": searcher_name, "seed": recipe["seed"], "space": space_obj.name, "metric": evaluator.metric}
+    started = time.perf_counter()
+    rows = resume_tune(experiment, evaluator, address=address, cpus_per_trial=recipe["cpus_per_trial"],
+                       gpus_per_trial=recipe["gpus_per_trial"], **common)
+    elapsed = time.perf_counter() - started
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    if len(table):
+        table = table.sort_values("query", kind="stable").reset_index(drop=True)
+    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj, objective=objective)
+    result.summary = summarize(
+        result,
+        {**common, "budget": recipe["budget"], "backend": "tune", "max_concurrent": recipe["max_concurrent"],
+         "scheduler": recipe["scheduler"], "evaluator": evaluator.describe(), "wall_s": elapsed, "resumed": True},
+    )
+    if progress is True:
+        print(f"resumed {experiment}: {len(table)} trials in the results", file=sys.stderr)
+    write_outputs(result)
     return result
 
 

@@ -19,7 +19,7 @@ STATE_FILE = "evaluator_state.pt"
 TUNE_KEYS = frozenset({
     "timestamp", "training_iteration", "time_this_iter_s", "time_total_s", "pid", "time_since_restore",
     "iterations_since_restore", "done", "trial_id", "date", "hostname", "node_ip", "experiment_tag",
-    "checkpoint_dir_name", "should_checkpoint", "config",
+    "checkpoint_dir_name", "should_checkpoint", "config", "node_id",
 })
 
 
@@ -38,9 +38,12 @@ def evaluate_trial(config: dict[str, Any], evaluator: Evaluator) -> None:
 
         with checkpoint.as_directory() as d:
             restore = torch.load(os.path.join(d, STATE_FILE), weights_only=True)
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # which raylet ran it (several share an IP on one machine)
     start = time.perf_counter()
     for step in evaluator.iterate(arch, restore=restore):
-        metrics = {**step.metrics, "eval_seconds": time.perf_counter() - start}
+        metrics = {**step.metrics, "eval_seconds": time.perf_counter() - start, "node_id": node}
         if step.state is None:
             tune.report(metrics)
             continue
@@ -65,6 +68,54 @@ def ensure_ray(address: str | None, *, announce: bool = False) -> None:
     url = getattr(context, "dashboard_url", None)
     if announce and url:
         print(f"Ray dashboard: http://{url}", file=sys.stderr, flush=True)
+
+
+def make_trainable(evaluator: Evaluator, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None) -> Any:
+    """The Tune trainable of ``evaluator`` with its per-trial resources (overridable)."""
+    from ray import tune
+
+    resources = dict(evaluator.resources)
+    if cpus_per_trial is not None:
+        resources["cpu"] = float(cpus_per_trial)
+    if gpus_per_trial is not None:
+        resources["gpu"] = float(gpus_per_trial)
+    return tune.with_resources(tune.with_parameters(evaluate_trial, evaluator=evaluator), resources)
+
+
+def trial_row(trial_id: str, config: dict[str, Any], last: dict[str, Any] | None, error: str | None, *, query: int,
+              evaluator: Evaluator, searcher: str, seed: int | None, space: str, metric: str) -> dict[str, Any]:
+    """The results row of a finished trial (``last``: its last reported result, Tune's keys included)."""
+    arch = Architecture.from_dict(config["arch"])
+    last = last or {}
+    result = {k: v for k, v in last.items() if k not in TUNE_KEYS}
+    row = make_row(
+        query=query, trial_id=trial_id, searcher=searcher, seed=seed, space=space, arch_hash=evaluator.space.hash(arch),
+        arch=arch, metric=metric, metrics=None if error else result, wall_s=float(result.get("eval_seconds", 0.0)), error=error,
+    )
+    if last.get("node_id") or last.get("node_ip"):
+        row["node"] = str(last.get("node_id") or last["node_ip"])  # the Ray node that ran it
+        row["node_ip"] = str(last.get("node_ip", ""))
+    return row
+
+
+def short_hash(arch_hash: str) -> str:
+    """12 hex digits naming an architecture: its hash's own when it is hex, else a digest of it
+    (NAS-Bench-201's hash is the cell string)."""
+    if len(arch_hash) >= 12 and all(c in "0123456789abcdef" for c in arch_hash[:12]):
+        return arch_hash[:12]
+    import hashlib
+
+    return hashlib.blake2b(arch_hash.encode(), digest_size=6).hexdigest()
+
+
+def trial_name(searcher: str, space: Any) -> Any:
+    """Tune trial names ``<searcher>-<short architecture hash>``, as the dashboard and logs show them."""
+    def name(trial: Any) -> str:
+        try:
+            return f"{searcher}-{short_hash(space.hash(Architecture.from_dict(trial.config['arch'])))}"
+        except Exception:  # noqa: BLE001 - a name must never fail a trial
+            return f"{searcher}-{trial.trial_id}"
+    return name
 
 
 def run_tune(
@@ -92,12 +143,7 @@ def run_tune(
     from ray import tune
 
     ensure_ray(address, announce=True)
-    resources = dict(evaluator.resources)
-    if cpus_per_trial is not None:
-        resources["cpu"] = float(cpus_per_trial)
-    if gpus_per_trial is not None:
-        resources["gpu"] = float(gpus_per_trial)
-    trainable = tune.with_resources(tune.with_parameters(evaluate_trial, evaluator=evaluator), resources)
+    trainable = make_trainable(evaluator, cpus_per_trial, gpus_per_trial)
 
     max_steps = max(1, int(evaluator.max_steps))
     trial_scheduler = None
@@ -118,14 +164,9 @@ def run_tune(
             order.setdefault(trial.trial_id, len(order))
 
         def _row(self, trial, error: str | None) -> None:  # noqa: ANN001
-            arch = Architecture.from_dict(trial.config["arch"])
             last = trial.last_result or {}
-            result = {k: v for k, v in last.items() if k not in TUNE_KEYS}
-            row = make_row(
-                query=order.setdefault(trial.trial_id, len(order)), trial_id=trial.trial_id, searcher=searcher,
-                seed=seed, space=space, arch_hash=evaluator.space.hash(arch), arch=arch, metric=metric,
-                metrics=None if error else result, wall_s=float(result.get("eval_seconds", 0.0)), error=error,
-            )
+            row = trial_row(trial.trial_id, trial.config, last, error, query=order.setdefault(trial.trial_id, len(order)),
+                            evaluator=evaluator, searcher=searcher, seed=seed, space=space, metric=metric)
             if trial_scheduler is not None:
                 row["stopped_early"] = error is None and int(last.get("epoch", last.get("training_iteration", max_steps))) < max_steps
             on_row(row)
@@ -148,6 +189,7 @@ def run_tune(
             scheduler=trial_scheduler,
             reuse_actors=True,  # ~50x less per-trial overhead
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",  # not the whole matrix
+            trial_name_creator=trial_name(searcher, evaluator.space),
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -159,3 +201,50 @@ def run_tune(
         ),
     )
     tuner.fit()
+
+
+def searcher_proposals(experiment: Path) -> dict[str, int]:
+    """hash -> query index, from the searcher state of Tune's newest snapshot in ``experiment``."""
+    import pickle
+
+    states = sorted(Path(experiment).glob("searcher-state-*.pkl"))
+    if not states:
+        return {}
+    with open(states[-1], "rb") as f:
+        state = pickle.load(f)  # noqa: S301 - the searcher's own save() wrote it into this run folder
+    while isinstance(state, dict) and "proposed" not in state and "searcher" in state:  # a wrapper's state
+        state = state["searcher"]
+    return dict(state.get("proposed", {})) if isinstance(state, dict) else {}
+
+
+def resume_tune(experiment: Path, evaluator: Evaluator, *, address: str | None, cpus_per_trial: float | None,
+                gpus_per_trial: float | None, searcher: str, seed: int | None, space: str, metric: str) -> list[dict[str, Any]]:
+    """Restore the Tune experiment at ``experiment`` (tuner and searcher from its last snapshot),
+    finish it, and return one results row per trial it holds, numbered in proposal order."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from ray import tune
+
+    ensure_ray(address, announce=True)
+    tuner = tune.Tuner.restore(str(experiment), trainable=make_trainable(evaluator, cpus_per_trial, gpus_per_trial),
+                               resume_unfinished=True)
+    grid = tuner.fit()
+    proposed = searcher_proposals(experiment)
+    rows = []
+    extra = len(proposed)
+    for result in grid:
+        config = result.config or {}
+        if "arch" not in config:
+            continue
+        last = dict(result.metrics or {})
+        trial_id = str(last.get("trial_id") or Path(result.path).name.removeprefix("trial_"))
+        error = None
+        if result.error is not None:
+            error = f"trial failed: {type(result.error).__name__}: {str(result.error).splitlines()[0][:200] if str(result.error) else ''}"
+        h = evaluator.space.hash(Architecture.from_dict(config["arch"]))
+        query = proposed.get(h)
+        if query is None:
+            query, extra = extra, extra + 1
+        rows.append(trial_row(trial_id, config, last, error, query=query, evaluator=evaluator, searcher=searcher, seed=seed,
+                              space=space, metric=metric))
+    return rows

@@ -1,0 +1,118 @@
+"""Cluster behaviour, proven on Ray clusters simulated on this machine (opt-in: several minutes).
+
+Run with ``NAS_RAY_CLUSTER=1 python -m pytest -m cluster tests/search/test_cluster.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas_ray.evaluators.tabular import TabularEvaluator
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(os.environ.get("NAS_RAY_CLUSTER") != "1",
+                       reason="cluster tests start several Ray clusters (minutes): set NAS_RAY_CLUSTER=1"),
+]
+
+
+class SlowTable(TabularEvaluator):
+    """A table evaluator that takes ``delay`` seconds per architecture (so a node can die mid-trial)."""
+
+    def __init__(self, table_evaluator: TabularEvaluator, delay: float) -> None:
+        self.__dict__.update(table_evaluator.__dict__)
+        self.delay = delay
+
+    def evaluate(self, arch):  # noqa: ANN001, ANN201
+        time.sleep(self.delay)
+        return super().evaluate(arch)
+
+
+def test_sigkill_of_the_driver_then_resume_equals_an_uninterrupted_run(data_dir: Path, tmp_path: Path) -> None:
+    """nas-ray search on Tune, the driver and its local Ray SIGKILLed mid-search, nas-ray resume:
+    with a table and one trial at a time the results equal the in-process run of the same seed."""
+    from nas_ray.search import run
+
+    out, log = tmp_path / "s", tmp_path / "search.log"
+    budget = 40
+    argv = ["nas-ray", "search", "--evaluator", "table:nasbench201:cifar10", "--data-dir", str(data_dir),
+            "--searcher", "evolution", "--budget", str(budget), "--max-concurrent", "1", "--seed", "3", "--output", str(out)]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 240
+        done = 0
+        while time.time() < deadline and proc.poll() is None:
+            done = sum(1 for line in log.read_text().splitlines() if line.startswith("["))
+            if done >= 15:
+                break
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+        proc.wait()
+    assert 15 <= done < budget, f"the search was not killed mid-way ({done} trials done)"
+    resumed = subprocess.run(["nas-ray", "resume", str(out)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    table = pd.read_csv(out / "results.csv")
+    reference = run(evaluator="table:nasbench201:cifar10", data_dir=data_dir, searcher="evolution", budget=budget, seed=3,
+                    backend="local", progress=False).table
+    assert len(table) == budget and table["hash"].nunique() == budget and (table["status"] == "ok").all()
+    assert table["hash"].tolist() == reference["hash"].tolist()
+    assert table["reward"].tolist() == pytest.approx(reference["reward"].tolist())
+    assert table["query"].tolist() == list(range(budget))
+
+
+def test_trials_spread_over_nodes_and_a_lost_node_is_retried(data_dir: Path, tmp_path: Path) -> None:
+    """Three raylets (a head without CPUs for trials, two workers); one worker is removed mid-search:
+    its trials fail, are retried on the survivor, and the search ends with exactly the budget of
+    unique architectures, each recorded once, with the node that ran it."""
+    import ray
+    from ray import cloudpickle
+    from ray.cluster_utils import Cluster
+
+    from nas_ray.search import run
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="WARNING")
+        ev = SlowTable(TabularEvaluator.nasbench201("cifar10", data_dir=data_dir), delay=1.0)
+        rows: list[dict] = []
+
+        def remove_after_six_results() -> None:  # while 4 trials run, the second worker goes
+            while len(rows) < 6:
+                time.sleep(0.05)
+            cluster.remove_node(workers[1])
+
+        killer = threading.Thread(target=remove_after_six_results, daemon=True)
+        killer.start()
+
+        budget = 24
+        result = run(evaluator=ev, searcher="random", budget=budget, seed=0, backend="tune", max_concurrent=4,
+                     max_failures=3, cpus_per_trial=1, progress=rows.append, output=tmp_path)
+        killer.join()
+        table = result.table
+        assert len(table) == budget and table["hash"].nunique() == budget
+        assert (table["status"] == "ok").all(), table[table["status"] != "ok"]
+        nodes = table["node"].value_counts()
+        assert len(nodes) == 2, nodes  # both workers ran trials; the head ran none
+        survivor = workers[0].node_id
+        assert nodes[survivor] > nodes.drop(survivor).iloc[0]
+        state = json.loads(sorted((tmp_path / "search").glob("experiment_state-*.json"))[-1].read_text())
+        failures = [json.loads(runtime).get("num_failures", 0) for _, runtime in state["trial_data"]]
+        assert len(failures) == budget and sum(failures) >= 1  # trials on the lost node failed and were retried
+        print(f"retried trials: {sum(f > 0 for f in failures)}, failures: {sum(failures)}; trials per node: {nodes.tolist()}")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
