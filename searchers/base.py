@@ -6,6 +6,8 @@ import abc
 import logging
 import math
 import pickle
+import time
+from collections import deque
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,6 +75,8 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         self.history: list[tuple[Architecture, str, float]] = []  # completed: (arch, hash, metric as reported)
         self.failed: list[str] = []  # hashes of failed evaluations
         self.exhausted = False
+        #: seconds each recent ``suggest`` took (drained by the search's metrics; not part of the state)
+        self.suggest_latencies: deque[float] = deque(maxlen=1000)
 
     # ------------------------------------------------------------------ subclass hooks
     @abc.abstractmethod
@@ -104,6 +108,13 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.exhausted:
             return Searcher.FINISHED
+        started = time.perf_counter()
+        try:
+            return self._suggest(trial_id)
+        finally:
+            self.suggest_latencies.append(time.perf_counter() - started)
+
+    def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         arch, arch_hash = self._next_unique()
         if arch is None:
             if arch_hash == _WAIT:
@@ -168,7 +179,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:
         """Everything that determines future proposals (restored exactly by ``set_state``)."""
-        state = {k: v for k, v in self.__dict__.items() if k != "space"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("space", "suggest_latencies")}
         state["__version__"] = _STATE_VERSION
         state["space"] = (self.space.name, self.space.options())
         return state
@@ -181,6 +192,8 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         if (name, options) != (self.space.name, self.space.options()):
             self.space = get_space(name, **options)
         self.__dict__.update(state)
+        if not hasattr(self, "suggest_latencies"):
+            self.suggest_latencies = deque(maxlen=1000)
 
     def save(self, checkpoint_path: str) -> None:
         # A pickle of our own state, read back only by ``restore`` from the run directory that this

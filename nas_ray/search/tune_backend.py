@@ -158,7 +158,10 @@ def run_tune(
     order: dict[str, int] = {}
 
     class Rows(tune.Callback):
-        """Turns finished trials into results rows, in the order the searcher proposed them."""
+        """Turns finished trials into results rows, in the order the searcher proposed them, and
+        records the search's Ray metrics (``nas_ray.search.metrics``)."""
+
+        metrics = None  # created at the first row (metric objects do not pickle into tuner.pkl)
 
         def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001, ANN201
             order.setdefault(trial.trial_id, len(order))
@@ -170,6 +173,14 @@ def run_tune(
             if trial_scheduler is not None:
                 row["stopped_early"] = error is None and int(last.get("epoch", last.get("training_iteration", max_steps))) < max_steps
             on_row(row)
+            try:
+                if self.metrics is None:
+                    from nas_ray.search.metrics import SearchMetrics
+
+                    self.metrics = SearchMetrics(searcher, name, evaluator.mode)
+                self.metrics.row(row, search_alg)
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop a search
+                logging.getLogger(__name__).debug("search metrics not recorded: %s", exc)
 
         def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001, ANN201
             self._row(trial, None)

@@ -116,3 +116,50 @@ def test_trials_spread_over_nodes_and_a_lost_node_is_retried(data_dir: Path, tmp
         ray.shutdown()
         cluster.shutdown()
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_dashboard_lists_the_search_and_exports_its_metrics(data_dir: Path) -> None:
+    """A Tune search on a local Ray: the dashboard listens on 127.0.0.1, answers only with Ray's auth
+    token, lists the search's driver job, and the node's metrics export carries nas-ray's metrics."""
+    import urllib.error
+    import urllib.request
+
+    import ray
+
+    from nas_ray.search import run
+    from nas_ray.search.tune_backend import ensure_ray
+
+    ensure_ray(None)
+    try:
+        url = ray._private.worker.get_dashboard_url()
+        assert url.startswith("127.0.0.1:"), url
+        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+        result = run(evaluator="table:nasbench201:cifar10", data_dir=data_dir, searcher="evolution", budget=12, seed=0,
+                     backend="tune", max_concurrent=2, progress=False, name="dashboard-check")
+        assert len(result.table) == 12
+
+        def get(address: str, auth: bool = True) -> str:
+            request = urllib.request.Request(address, headers={"Authorization": f"Bearer {token}"} if auth else {})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read().decode()
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"http://{url}/api/jobs/", auth=False)
+        assert refused.value.code in (401, 403)
+        jobs = json.loads(get(f"http://{url}/api/jobs/"))
+        mine = [j for j in jobs if j.get("driver_info") and str(j["driver_info"].get("pid")) == str(os.getpid())]
+        assert mine and mine[0]["status"] == "RUNNING", jobs
+        port = ray.nodes()[0]["MetricsExportPort"]
+        deadline, text = time.time() + 60, ""
+        while time.time() < deadline and 'ray_nas_ray_evaluations_total' not in text:
+            time.sleep(2)
+            text = get(f"http://127.0.0.1:{port}/metrics", auth=False)
+        lines = [line for line in text.splitlines() if line.startswith("ray_nas_ray_") and 'search="dashboard-check"' in line]
+        names = {line.split("{")[0] for line in lines}
+        assert {"ray_nas_ray_evaluations_total", "ray_nas_ray_best_reward", "ray_nas_ray_replay_buffer_size"} <= names, names
+        assert any(n.startswith("ray_nas_ray_suggest_seconds") for n in names), names
+        evaluations = sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("ray_nas_ray_evaluations_total"))
+        assert evaluations == 12
+        print("metrics:", *lines, sep="\n  ")
+    finally:
+        ray.shutdown()
