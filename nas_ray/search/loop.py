@@ -314,6 +314,7 @@ def run_local(
         metrics: dict[str, Any] | None = None
         error, state = None, None
         try:
+            evaluator.space.validate(arch)  # a user's searcher may propose anything
             for step in evaluator.iterate(arch):
                 metrics, state = step.metrics, step.state
                 search_alg.on_trial_result(trial_id, metrics)

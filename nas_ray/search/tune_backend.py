@@ -31,6 +31,7 @@ def evaluate_trial(config: dict[str, Any], evaluator: Evaluator) -> None:
     # Ray logs a line per registered checkpoint (one per epoch here); the results table says it all
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     arch = Architecture.from_dict(config["arch"])
+    evaluator.space.validate(arch)  # a config from outside (a user's searcher or Tuner) is checked before any work
     restore = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # a retry or a resumed run: continue from the last registered step

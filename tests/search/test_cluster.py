@@ -163,3 +163,76 @@ def test_dashboard_lists_the_search_and_exports_its_metrics(data_dir: Path) -> N
         print("metrics:", *lines, sep="\n  ")
     finally:
         ray.shutdown()
+
+
+def test_ray_up_submit_down_on_loopback(data_dir: Path, tmp_path: Path) -> None:
+    """The `ray submit` workflow end to end on this machine: sshd on 127.0.0.1 only with a generated
+    key, `ray up` of examples/cluster/local.yaml pointed at 127.0.0.1, `ray submit` of a small search,
+    its results checked, `ray down`. Installs openssh-server and rsync from the distribution's
+    packages when they are missing (needs root). `ray down` stops every Ray process on the machine:
+    run it alone."""
+    import getpass
+    import shutil
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    if not Path("/usr/sbin/sshd").exists() or shutil.which("rsync") is None:
+        if os.geteuid() != 0:
+            pytest.skip("needs openssh-server and rsync (installing them needs root)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "openssh-server", "rsync"], check=True, capture_output=True, timeout=600)
+    key, host_key = tmp_path / "key", tmp_path / "host_key"
+    for path in (key, host_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    ssh_dir = Path.home() / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    authorized = ssh_dir / "authorized_keys"
+    before = authorized.read_text() if authorized.exists() else None
+    public = key.with_suffix(".pub").read_text()
+    authorized.write_text((before or "") + public)
+    authorized.chmod(0o600)
+    Path("/run/sshd").mkdir(exist_ok=True)
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-p", "22", "-o", "ListenAddress=127.0.0.1", "-h", str(host_key),
+                             "-o", f"PidFile={tmp_path / 'sshd.pid'}", "-o", "PermitRootLogin=prohibit-password",
+                             "-o", f"AuthorizedKeysFile={authorized}"], stderr=open(tmp_path / "sshd.log", "w"))
+    config = yaml.safe_load((repo / "examples" / "cluster" / "local.yaml").read_text())
+    config.update({
+        "cluster_name": "nas-ray-loopback",
+        "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
+        "auth": {"ssh_user": getpass.getuser(), "ssh_private_key": str(key)},
+        "max_workers": 0,
+        "file_mounts": {},  # this machine already has nas-ray and the tables
+        "setup_commands": [],
+    })
+    cluster_yaml = tmp_path / "cluster.yaml"
+    cluster_yaml.write_text(yaml.safe_dump(config))
+    out = tmp_path / "results"
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+    timings = {}
+    try:
+        time.sleep(1)
+        for step, argv in (
+            ("up", ["ray", "up", "-y", "--no-config-cache", str(cluster_yaml)]),
+            ("submit", ["ray", "submit", str(cluster_yaml), str(repo / "examples" / "cluster" / "submit_search.py"), "--",
+                        "--evaluator", "table:nasbench201:cifar10", "--data-dir", str(data_dir), "--searcher", "evolution",
+                        "--budget", "12", "--max-concurrent", "2", "--output", str(out)]),
+        ):
+            start = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
+            timings[step] = time.perf_counter() - start
+            assert done.returncode == 0, f"ray {step} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        table = pd.read_csv(out / "results.csv")
+        assert len(table) == 12 and table["hash"].nunique() == 12 and (table["status"] == "ok").all()
+        assert json.loads((out / "summary.json").read_text())["backend"] == "tune"
+    finally:
+        start = time.perf_counter()
+        down = subprocess.run(["ray", "down", "-y", str(cluster_yaml)], capture_output=True, text=True, timeout=600, env=env)
+        timings["down"] = time.perf_counter() - start
+        sshd.terminate()
+        sshd.wait(timeout=30)
+        if before is None:
+            authorized.unlink()
+        else:
+            authorized.write_text(before)
+    assert down.returncode == 0, down.stderr[-2000:]
+    print("ray up / submit / down seconds:", {k: round(v, 1) for k, v in timings.items()})
