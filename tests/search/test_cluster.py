@@ -236,3 +236,24 @@ def test_ray_up_submit_down_on_loopback(data_dir: Path, tmp_path: Path) -> None:
             authorized.write_text(before)
     assert down.returncode == 0, down.stderr[-2000:]
     print("ray up / submit / down seconds:", {k: round(v, 1) for k, v in timings.items()})
+
+
+def test_ray_job_submit_runs_a_search_on_an_existing_cluster(data_dir: Path, tmp_path: Path) -> None:
+    """`ray job submit -- nas-ray search --address auto` against a running cluster's job server (token
+    authentication on): the job succeeds and writes its results."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": True,
+                                                            "dashboard_host": "127.0.0.1", "dashboard_port": 8270})
+    out = tmp_path / "results"
+    try:
+        done = subprocess.run(
+            ["ray", "job", "submit", "--address", "http://127.0.0.1:8270", "--", "nas-ray", "search",
+             "--evaluator", "table:nasbench201:cifar10", "--data-dir", str(data_dir), "--searcher", "random", "--budget", "6",
+             "--max-concurrent", "2", "--address", "auto", "--output", str(out)],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_AUTH_MODE": "token"})
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 0 and "succeeded" in done.stderr + done.stdout, done.stderr[-3000:]
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 6 and (table["status"] == "ok").all()
