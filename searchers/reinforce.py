@@ -442,6 +442,10 @@ def _design_envs(runner: Any) -> list[SearchDesignEnv]:
     return [e.unwrapped for e in vec.envs]
 
 
+#: times the explorer's evaluations lost with a dead env runner are sent to the surviving ones
+EXPLORER_RETRIES = 3
+
+
 def _runner_sample(runner: Any, counts: Sequence[int], seeds: Sequence[int], gate: Any) -> tuple[list[dict[str, Any]], Any]:
     """On an env runner: build ``counts[i]`` architectures with the current policy (i: this runner's
     position), seeded; returns the final infos of the episodes and the runner's metrics."""
@@ -456,12 +460,11 @@ def _runner_sample(runner: Any, counts: Sequence[int], seeds: Sequence[int], gat
     return infos, runner.get_metrics()
 
 
-def _runner_score(runner: Any, shares: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """On an env runner: evaluate its share of given (explorer) architectures."""
-    i = max(int(runner.worker_index) - 1, 0)
+def _runner_score(runner: Any, shares: Mapping[int, Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """On an env runner: evaluate its share (``shares[worker index]``) of given (explorer) architectures."""
     env = _design_envs(runner)[0]
     out = []
-    for item in shares[i]:
+    for item in shares.get(int(runner.worker_index), ()):
         arch = Architecture.from_dict(item["architecture"])
         reward, info = env.score(arch, {"valid": True, "architecture": item["architecture"], "hash": item["hash"]})
         out.append(info)
@@ -830,17 +833,32 @@ class REINFORCE(Algorithm):
         if not items:
             return []
         self.seen |= taken
-        runners = self._runners()
-        shares = [items[i::runners] for i in range(runners)]
-        results = self.env_runner_group.foreach_env_runner(
-            lambda runner, s=shares: _runner_score(runner, s), local_env_runner=not self._remote()
-        )
-        # back in proposal order: runner i holds items i, i + runners, ...
-        by_runner = list(results)
-        out: list[dict[str, Any]] = []
-        for k in range(len(items)):
-            out.append(by_runner[k % runners][k // runners])
-        return out
+        if not self._remote():
+            return _runner_score(self.env_runner_group.local_env_runner, {0: items})
+        # Each healthy runner scores its share, keyed by its worker index; the share of a runner that
+        # dies (its node lost) comes back missing and goes to the runners alive on the next try
+        # (RLlib restarts dead runners: ``fault_tolerance(restart_failed_env_runners=True)``).
+        done: dict[str, dict[str, Any]] = {}
+        for attempt in range(EXPLORER_RETRIES + 1):
+            todo = [item for item in items if item["hash"] not in done]
+            if not todo:
+                break
+            if attempt:
+                self.restore_env_runners(self.env_runner_group)
+            ids = self.env_runner_group.healthy_env_runner_ids() or self.env_runner_group._worker_manager.actor_ids()
+            shares = {i: todo[k::len(ids)] for k, i in enumerate(ids)}
+            results = self.env_runner_group.foreach_env_runner(
+                lambda runner, s=shares: _runner_score(runner, s), local_env_runner=False, remote_worker_ids=ids
+            )
+            for infos in results:
+                for info in infos:
+                    done[info["hash"]] = info
+            if len(done) < len(items):
+                logger.warning("graphpnas-rllib: %d of %d explorer evaluations were lost with their env runner; retrying",
+                               len(items) - len(done), len(items))
+        lost = [item for item in items if item["hash"] not in done]
+        self.seen -= {item["hash"] for item in lost}  # never evaluated: may be proposed again
+        return [done[item["hash"]] for item in items if item["hash"] in done]
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, infos: Sequence[dict[str, Any]]) -> None:

@@ -54,6 +54,9 @@ def rllib_config(
         .search(space=space_obj, evaluator=ev, budget=budget, evaluation=evaluation)
         .training(preset=preset, **options)
         .env_runners(num_env_runners=num_env_runners)
+        # a runner lost with its node is restarted elsewhere; its evaluations are retried (see REINFORCE)
+        .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=100,
+                         delay_between_env_runner_restarts_s=1.0)
         .debugging(seed=seed)
     )
 

@@ -257,3 +257,40 @@ def test_ray_job_submit_runs_a_search_on_an_existing_cluster(data_dir: Path, tmp
     assert done.returncode == 0 and "succeeded" in done.stderr + done.stdout, done.stderr[-3000:]
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 6 and (table["status"] == "ok").all()
+
+
+def test_rllib_env_runners_lost_with_their_node_are_replaced(data_dir: Path) -> None:
+    """GraphPNAS under RLlib with two env runners on two worker nodes; one node is removed between
+    iterations and a fresh one joins: the lost runner is restarted there, the evaluations it lost are
+    retried, and the search ends with exactly the budget of unique architectures."""
+    import ray
+    from ray import cloudpickle
+    from ray.cluster_utils import Cluster
+
+    from nas_ray.search.rl import run_rllib
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="WARNING")
+        ev = SlowTable(TabularEvaluator.nasbench201("cifar10", data_dir=data_dir), delay=0.2)
+        rows: list[dict] = []
+
+        def on_row(row: dict) -> None:
+            rows.append(row)
+            if len(rows) == 10:  # after the first step: lose a node, a replacement joins
+                cluster.remove_node(workers[1])
+                cluster.add_node(num_cpus=1)
+
+        budget = 40
+        result = run_rllib(evaluator=ev, budget=budget, seed=0, num_env_runners=2, progress=on_row,
+                           options={"samples_per_step": 10, "epochs": 1})
+        table = result.table
+        assert len(table) == budget and table["hash"].nunique() == budget
+        assert (table["status"] == "ok").all(), table[table["status"] != "ok"]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
