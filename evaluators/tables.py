@@ -99,7 +99,12 @@ def _numeric(frame, columns: Sequence[str], path: Path) -> np.ndarray:  # noqa: 
         if pd.api.types.is_numeric_dtype(frame[col]):
             out[:, j] = frame[col].to_numpy(dtype=np.float64)
             continue
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        try:
+            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        except OverflowError:  # pandas reads an integer beyond the float range as a Python int, which "coerce" misses
+            big = float(np.finfo(np.float64).max)
+            i = next((i for i, v in enumerate(frame[col]) if isinstance(v, int) and abs(v) > big), 0)
+            raise DataFileError(f"{path} line {i + 2}: column {col} holds an integer beyond the float range") from None
         bad = np.isnan(values)
         if bad.any():
             i = int(np.argmax(bad))

@@ -71,7 +71,13 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except RecursionError:
+            raise UsageError(f"{flag} {key!r}: the value is nested too deeply") from None
+        except Exception as exc:  # noqa: BLE001 - PyYAML's scanners and value builders raise many kinds
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UsageError(f"{flag} {key!r}: {value!r} is not a valid YAML value ({type(exc).__name__}: {first})") from None
     return out
 
 
