@@ -152,11 +152,9 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown NASGEM encoder option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}")
-        return cls(**values)
+        from nas_ray.models.vae_training import config_from_dict
+
+        return config_from_dict(cls, values, "NASGEM encoder")
 
 
 @dataclass

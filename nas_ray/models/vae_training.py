@@ -137,11 +137,16 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PretrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown pretraining option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
+        return config_from_dict(cls, values, "pretraining")
+
+
+def config_from_dict(cls: Any, values: dict[str, Any], what: str) -> Any:
+    """A config dataclass from a dict, naming unknown keys in one line."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}")
+    return cls(**values)
 
 
 @dataclass

@@ -132,20 +132,24 @@ def run(
             max_failures=max_failures, scheduler=scheduler, **common,
         )
     elapsed = time.perf_counter() - started
+    result = _search_result(rows, evaluator, out, space_obj, objective, {
+        **common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent, "scheduler": scheduler,
+        "evaluator": evaluator.describe(), "wall_s": elapsed})
+    if out is not None:
+        write_outputs(result)
+    return result
 
+
+def _search_result(rows: list[dict[str, Any]], evaluator: Evaluator, out: Path | None, space: SearchSpace, objective: Any,
+                   extra: dict[str, Any]) -> SearchResult:
+    """The results table of ``rows`` (in query order) with its summary."""
     import pandas as pd
 
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("query", kind="stable").reset_index(drop=True)
-    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj, objective=objective)
-    result.summary = summarize(
-        result,
-        {**common, "budget": budget, "backend": backend, "max_concurrent": max_concurrent, "scheduler": scheduler,
-         "evaluator": evaluator.describe(), "wall_s": elapsed},
-    )
-    if out is not None:
-        write_outputs(result)
+    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space, objective=objective)
+    result.summary = summarize(result, extra)
     return result
 
 
@@ -194,19 +198,11 @@ def resume(results_dir: str | os.PathLike[str], *, address: str | None = None, p
     rows = resume_tune(experiment, evaluator, address=address, cpus_per_trial=recipe["cpus_per_trial"],
                        gpus_per_trial=recipe["gpus_per_trial"], **common)
     elapsed = time.perf_counter() - started
-    import pandas as pd
-
-    table = pd.DataFrame(rows)
-    if len(table):
-        table = table.sort_values("query", kind="stable").reset_index(drop=True)
-    result = SearchResult(table, evaluator.metric, evaluator.mode, out, space=space_obj, objective=objective)
-    result.summary = summarize(
-        result,
-        {**common, "budget": recipe["budget"], "backend": "tune", "max_concurrent": recipe["max_concurrent"],
-         "scheduler": recipe["scheduler"], "evaluator": evaluator.describe(), "wall_s": elapsed, "resumed": True},
-    )
+    result = _search_result(rows, evaluator, out, space_obj, objective, {
+        **common, "budget": recipe["budget"], "backend": "tune", "max_concurrent": recipe["max_concurrent"],
+        "scheduler": recipe["scheduler"], "evaluator": evaluator.describe(), "wall_s": elapsed, "resumed": True})
     if progress is True:
-        print(f"resumed {experiment}: {len(table)} trials in the results", file=sys.stderr)
+        print(f"resumed {experiment}: {len(result.table)} trials in the results", file=sys.stderr)
     write_outputs(result)
     return result
 
