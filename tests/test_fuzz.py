@@ -4,7 +4,7 @@ Every property feeds random and mutated inputs to one parser and requires that i
 with a sane result or raises only its documented error (``nas_ray.errors`` / ``nas_ray.cli.UsageError``)
 with a non-empty one-line message: no TypeError, AttributeError, IndexError, numpy or YAML error leaks.
 
-``NAS_RAY_FUZZ_EXAMPLES`` sets the cases per property (default 200); select these tests with ``-m fuzz``.
+``NAS_RAY_FUZZ_EXAMPLES`` sets the cases per property (default 100); select these tests with ``-m fuzz``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from nas_ray.evaluators import tables
 from nas_ray.evaluators.nb101_records import NB101_OPS, _masked_crc, _metrics_class, read_nb101_tfrecord
 from nas_ray.graph import Architecture
 
-N_EXAMPLES = int(os.environ.get("NAS_RAY_FUZZ_EXAMPLES", "200"))
+N_EXAMPLES = int(os.environ.get("NAS_RAY_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=N_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SHARED_DATA = Path(os.environ.get("NAS_RAY_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
