@@ -290,8 +290,7 @@ class NASGEMSearcher(ArchitectureSearcher):
         gain = hypervolume_improvement(acc[front], logc[front], cand_acc, cand_cost, ref_acc, ref_cost)
         if gain.max() > 0:
             return gain
-        lam = self.objective.lam if self.objective is not None else 0.0
-        scalar = cand_acc / self.objective.scale - lam * cand_cost
+        scalar = cand_acc / self.objective.scale - self.objective.lam * cand_cost  # Pareto mode always has an objective
         return scalar - scalar.max() - 1.0  # all negative: the best scalar score wins
 
     # ------------------------------------------------------------------ state
