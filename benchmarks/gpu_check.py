@@ -4,7 +4,10 @@
    with a plain PyTorch loop on the same batches, and prints images/s of both and their ratio;
 2. runs a 4-trial Tune search with ``gpus_per_trial=0.5`` (two trials share a card) and prints each
    trial's images/s and peak GPU memory (skipped, with the reason, where Ray is not installed);
-3. runs the tests marked ``gpu``.
+3. trains each graph VAE (D-VAE, DVAE-EMB, SVGe) at the published sizes on ENAS-6 graphs (D-VAE's
+   file under ``--data-dir``, else random ENAS graphs) and prints training graphs/s and the
+   seconds of one 17,118-graph epoch (batch 32, the paper recipe's), plus graphs/s at batch 256;
+4. runs the tests marked ``gpu``.
 
     python benchmarks/gpu_check.py --json gpu_check.json
     python benchmarks/gpu_check.py --device cpu --quick     # the same code paths on a CPU, for a dry run
@@ -50,6 +53,53 @@ def tune_search(device: str, gpus_per_trial: float, epochs: int, data_dir: str |
             "gpus_per_trial": gpus_per_trial}
 
 
+def vae_throughput(device: str, data_dir: str | None, quick: bool) -> dict:
+    """Graph-VAE training speed at the published sizes: graphs/s and one ENAS-6 epoch, per model."""
+    import numpy as np
+
+    from nas_ray import get_space
+    from nas_ray.models.graph_vae import GraphCodec
+    from nas_ray.models.vae_training import build_model
+
+    space = get_space("enas-macro")
+    codec = GraphCodec(space)
+    try:
+        from nas_ray.evaluators.tables import enas6_vae_split
+
+        graphs = enas6_vae_split(data_dir)[0]
+    except Exception as exc:  # noqa: BLE001 - no data folder: the same shapes from random graphs
+        print(f"ENAS-6 file not found ({type(exc).__name__}); random ENAS graphs instead", flush=True)
+        rng = np.random.default_rng(0)
+        graphs = [space.sample(rng) for _ in range(4_096)]
+    out: dict = {}
+    for name in ("dvae", "dvae-emb", "svge"):
+        torch.manual_seed(0)
+        model = build_model(name, codec, **({"hidden_dim": 32} if quick and name != "svge" else {})).to(device)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        row: dict = {}
+        for batch_size in (32, 256):
+            steps = 3 if quick else 20
+            batches = [codec.batch(graphs[i * batch_size:(i + 1) * batch_size], device) for i in range(steps + 2)]
+            for k, batch in enumerate(batches):
+                if k == 2:  # two warm-up steps (allocator, kernels)
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                loss = model.loss(batch, reduction="mean")["loss"]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            rate = steps * batch_size / (time.perf_counter() - t0)
+            row[f"graphs_per_s_batch{batch_size}"] = rate
+        row["epoch_s_batch32"] = 17_118 / row["graphs_per_s_batch32"]
+        out[name] = row
+        print(f"{name:<9} {row['graphs_per_s_batch32']:8.0f} graphs/s at batch 32 (one ENAS-6 epoch {row['epoch_s_batch32']:.0f} s), "
+              f"{row['graphs_per_s_batch256']:8.0f} graphs/s at batch 256", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda")
@@ -74,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda"):
         report["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         print(f"peak GPU memory of this process: {report['peak_gpu_memory_mb']:.0f} MiB", flush=True)
-    print("== 3. tests marked gpu", flush=True)
+    print("== 3. graph-VAE training throughput (published sizes)", flush=True)
+    report["vae"] = vae_throughput(args.device, args.data_dir, args.quick)
+    print("== 4. tests marked gpu", flush=True)
     root = Path(__file__).resolve().parents[1]
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests"],
                            cwd=root, capture_output=True, text=True, env={**os.environ})

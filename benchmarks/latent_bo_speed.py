@@ -1,11 +1,15 @@
 """Graph-VAE and latent-BO speed on this machine.
 
 - seconds per training epoch on the 17,118 ENAS-6 training graphs, per model at the published
-  sizes (batch 32), extrapolated from ``--batches`` timed batches after one warm-up batch;
+  sizes (batch 32), extrapolated from ``--batches`` timed batches after one warm-up batch; with
+  ``--baseline DIR`` (a checkout of an older nas-ray commit, e.g. ``git worktree add /tmp/old REV``)
+  the same batches also go through that commit's models, interleaved batch by batch with the
+  current ones and starting from the same weights, and the ratio is printed;
 - one BO suggestion round (GP fit + kriging-believer batch of 50 by EI) at 100 and 1,000
-  observations in a 56-dimensional latent space, and the decoding of those 50 points 500 times each.
+  observations in a 56-dimensional latent space, and the decoding of those 50 points 500 times
+  each, per model (published sizes, and the latent-bo default size).
 
-    python benchmarks/latent_bo_speed.py --data-dir ../shared/data --threads 2
+    python benchmarks/latent_bo_speed.py --data-dir ../shared/data --threads 2 --baseline /tmp/old
 """
 
 from __future__ import annotations
@@ -25,22 +29,42 @@ from nas_ray.models.sgp import SparseGP, select_batch
 from nas_ray.models.vae_training import build_model
 
 
-def epoch_seconds(name: str, codec: GraphCodec, train: list, batches: int) -> float:
+def _baseline_classes(root: str) -> dict[str, type]:
+    """The model classes of another checkout, imported as separate modules."""
+    import importlib.util
+    import sys
+
+    classes = {}
+    for module, names in (("dvae", {"dvae": "DVAE", "dvae-emb": "DVAEEmb"}), ("svge", {"svge": "SVGe"})):
+        spec = importlib.util.spec_from_file_location(f"baseline_{module}", Path(root) / "nas_ray" / "models" / f"{module}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # PyG's layer inspection looks modules up by name
+        spec.loader.exec_module(mod)
+        classes.update({name: getattr(mod, cls) for name, cls in names.items()})
+    return classes
+
+
+def epoch_seconds(name: str, codec: GraphCodec, train: list, batches: int, baseline: type | None = None) -> dict[str, float]:
+    """Seconds per epoch (median batch x batches per epoch) of the current model and, given, the baseline's."""
     torch.manual_seed(0)
-    model = build_model(name, codec)
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    models = {"new": build_model(name, codec)}
+    if baseline is not None:
+        models["old"] = baseline(codec.num_types, codec.max_nodes)
+        models["old"].load_state_dict(models["new"].state_dict())
+    opts = {k: torch.optim.Adam(m.parameters(), 1e-4) for k, m in models.items()}
     order = np.random.default_rng(0).permutation(len(train))
-    times = []
+    times: dict[str, list[float]] = {k: [] for k in models}
     for k in range(batches + 1):
         batch = codec.batch([train[i] for i in order[k * 32:(k + 1) * 32]])
-        t0 = time.perf_counter()
-        loss = model.loss(batch)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if k:
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * int(np.ceil(len(train) / 32))
+        for key, model in models.items():
+            t0 = time.perf_counter()
+            loss = model.loss(batch)["loss"]
+            opts[key].zero_grad()
+            loss.backward()
+            opts[key].step()
+            if k:
+                times[key].append(time.perf_counter() - t0)
+    return {key: float(np.median(t)) * int(np.ceil(len(train) / 32)) for key, t in times.items()}
 
 
 def bo_round(n_obs: int, dim: int = 56, batch: int = 50) -> dict[str, float]:
@@ -55,35 +79,54 @@ def bo_round(n_obs: int, dim: int = 56, batch: int = 50) -> dict[str, float]:
     return {"fit_s": t1 - t0, "select_s": t2 - t1, "total_s": t2 - t0}
 
 
+def decode_seconds(model: torch.nn.Module, points: int = 50, decodes: int = 500) -> float:
+    z = torch.randn(points, model.latent_dim, generator=torch.Generator().manual_seed(0)).repeat_interleave(decodes, 0)
+    t0 = time.perf_counter()
+    for i in range(0, len(z), 4096):
+        model.decode(z[i:i + 4096], generator=torch.Generator().manual_seed(0))
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--models", nargs="+", default=["dvae", "dvae-emb", "svge"])
+    p.add_argument("--baseline", help="a checkout of an older commit to time side by side")
     p.add_argument("--json", default="bench-out/latent_bo_speed.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     space = get_space("enas-macro")
     codec = GraphCodec(space)
     train, _, _, _ = enas6_vae_split(args.data_dir)
+    baseline = _baseline_classes(args.baseline) if args.baseline else {}
     out: dict[str, dict] = {"threads": args.threads, "epoch_s": {}, "bo": {}, "decode_s": {}}
     for name in args.models:
-        out["epoch_s"][name] = epoch_seconds(name, codec, train, args.batches)
-        print(f"{name:<10} {out['epoch_s'][name]:8.0f} s per ENAS-6 epoch (17,118 graphs, batch 32)", flush=True)
+        t = out["epoch_s"][name] = epoch_seconds(name, codec, train, args.batches, baseline.get(name))
+        line = f"{name:<10} {t['new']:8.0f} s per ENAS-6 epoch (17,118 graphs, batch 32, published sizes)"
+        if "old" in t:
+            line += f"; baseline {t['old']:.0f} s: {t['old'] / t['new']:.2f}x faster"
+        print(line, flush=True)
     for n in (100, 1000):
         out["bo"][str(n)] = bo_round(n)
         r = out["bo"][str(n)]
         print(f"BO round, {n:>5} observations: GP fit {r['fit_s']:.1f} s + batch of 50 by EI {r['select_s']:.1f} s = {r['total_s']:.1f} s", flush=True)
+    from nas_ray.searchers.latent_bo import AUTO_MODEL_OPTIONS  # the searcher's default sizes
+
     for name in args.models:
-        torch.manual_seed(0)
-        model = build_model(name, codec).eval()
-        z = torch.randn(50, model.latent_dim).repeat_interleave(500, 0)
-        t0 = time.perf_counter()
-        for i in range(0, len(z), 4096):
-            model.decode(z[i:i + 4096], generator=torch.Generator().manual_seed(0))
-        out["decode_s"][name] = time.perf_counter() - t0
-        print(f"{name:<10} decoding 50 points x 500: {out['decode_s'][name]:.1f} s", flush=True)
+        for size, options in (("published", {}), ("latent-bo default", AUTO_MODEL_OPTIONS[name])):
+            torch.manual_seed(0)
+            model = build_model(name, codec, **options).eval()
+            key = f"{name} ({size})"
+            out["decode_s"][key] = {"new": decode_seconds(model)}
+            line = f"{key:<28} decoding 50 points x 500: {out['decode_s'][key]['new']:.1f} s"
+            if name in baseline:
+                old = baseline[name](codec.num_types, codec.max_nodes, **options).eval()
+                old.load_state_dict(model.state_dict())
+                out["decode_s"][key]["old"] = decode_seconds(old)
+                line += f"; baseline {out['decode_s'][key]['old']:.1f} s"
+            print(line, flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
 

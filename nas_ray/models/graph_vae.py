@@ -25,7 +25,7 @@ from nas_ray.spaces.base import SearchSpace
 
 PAD = -1  # type index of padding nodes
 
-__all__ = ["PAD", "GraphBatch", "GraphCodec", "GraphVAE", "is_valid_dag", "graph_key"]
+__all__ = ["PAD", "GraphBatch", "GraphCodec", "GraphVAE", "is_valid_dag", "graph_key", "split_counts"]
 
 
 @dataclass
@@ -79,6 +79,24 @@ def is_valid_dag(types: Sequence[int], adj: np.ndarray, num_types: int) -> bool:
         if outdeg[v] == 0 and types[v] != out_type:
             return False
     return True
+
+
+def split_counts(counts: Tensor, probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """[R, K] multinomial draws: row ``r`` splits ``counts[r]`` samples over ``K`` outcomes with
+    probabilities ``probs[r]`` (conditional binomials, so it runs batched on any device)."""
+    probs = probs.to(torch.float64)
+    remaining = counts.to(torch.float64)
+    left = torch.ones_like(remaining)
+    out = torch.zeros(probs.shape, dtype=torch.float64, device=probs.device)
+    for j in range(probs.shape[1] - 1):
+        p = (probs[:, j] / left.clamp_min(1e-300)).clamp(0.0, 1.0)
+        gdev = generator.device if generator is not None else probs.device
+        draw = torch.binomial(remaining.to(gdev), p.to(gdev), generator=generator).to(probs.device)
+        out[:, j] = draw
+        remaining = remaining - draw
+        left = left - probs[:, j]
+    out[:, -1] = remaining
+    return out.round().to(torch.long)
 
 
 def graph_key(types: Sequence[int], adj: np.ndarray) -> str:
@@ -192,18 +210,52 @@ class GraphVAE(nn.Module, abc.ABC):
     def decode(self, z: Tensor, *, stochastic: bool = True, generator: torch.Generator | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """One graph per row of ``z``: (types [n] int64, adjacency [n, n] int8)."""
 
+    def decode_counts(self, z: Tensor, counts: int | Tensor, *, generator: torch.Generator | None = None) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
+        """``counts`` stochastic decodes of every row of ``z``, as the distinct graphs of each row with
+        their multiplicities: ``out[i] = [(types, adj, count), ...]`` with the counts summing to
+        ``counts[i]``.
+
+        The default repeats each row and decodes every copy. Subclasses override it with a decoder
+        that keeps one row per distinct partial graph and splits its count at every sampled decision
+        (a multinomial over the types, a binomial per edge): the same distribution, with work that
+        grows with the number of distinct graphs instead of the number of decodes, which is what makes
+        the 500 decodes per point of latent-space BO cheap once the decoder is confident."""
+        counts = torch.as_tensor(counts, dtype=torch.long).expand(z.shape[0]).cpu()
+        decoded = self.decode(z.repeat_interleave(counts.to(z.device), dim=0), stochastic=True, generator=generator)
+        out: list[list[tuple[np.ndarray, np.ndarray, int]]] = []
+        start = 0
+        for c in counts.tolist():
+            seen: dict[str, list] = {}
+            for types, adj in decoded[start:start + c]:
+                key = graph_key(types, adj)
+                if key in seen:
+                    seen[key][2] += 1
+                else:
+                    seen[key] = [types, adj, 1]
+            out.append([(t, a, n) for t, a, n in seen.values()])
+            start += c
+        return out
+
     def reparameterize(self, mu: Tensor, logvar: Tensor, eps_scale: float = 0.01) -> Tensor:
         """``mu + eps_scale * eps * sigma`` in training mode, ``mu`` in eval mode (the code's behaviour)."""
         if not self.training:
             return mu
         return mu + eps_scale * torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def loss(self, batch: GraphBatch, *, beta: float = 0.005, eps_scale: float = 0.01) -> dict[str, Tensor]:
+    def loss(self, batch: GraphBatch, *, beta: float = 0.005, eps_scale: float = 0.01, reduction: str = "code") -> dict[str, Tensor]:
         """The VAE objective: ``loss`` (to minimise), ``recon`` and ``kl`` (both as reduced into
-        ``loss``), and the posterior ``mu``, ``logvar`` and sample ``z``."""
+        ``loss``), and the posterior ``mu``, ``logvar`` and sample ``z``.
+
+        ``reduction="code"``: the published codes' reductions (KL summed over the batch, the
+        reconstruction as ``recon_reduction``); ``"mean"``: both averaged over the graphs of the batch."""
+        if reduction not in ("code", "mean"):
+            raise ValueError(f"reduction must be 'code' or 'mean', got {reduction!r}")
         mu, logvar = self.encode(batch)
         z = self.reparameterize(mu, logvar, eps_scale)
         nll = self.reconstruction_nll(batch, z)
-        recon = nll.sum() if self.recon_reduction == "sum" else nll.mean()
-        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        kl_graph = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)
+        if reduction == "mean":
+            recon, kl = nll.mean(), kl_graph.mean()
+        else:
+            recon, kl = (nll.sum() if self.recon_reduction == "sum" else nll.mean()), kl_graph.sum()
         return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "mu": mu, "logvar": logvar, "z": z}

@@ -7,6 +7,8 @@
 - ``log_expected_improvement`` / ``expected_improvement`` / ``predicted_minimum`` /
   ``candidate_grid`` / ``select_batch``: EI for minimisation, its incumbent and grid, and the greedy
   kriging-believer batch of §6.4 (``SparseGP.with_points`` is the conditioning it uses).
+- ``select_from_pool``: the same greedy kriging-believer EI batch over a finite set of candidate
+  points (the encodings of a pool of architectures) instead of the continuous box.
 - ``latent_bin_sample``: VS-GAE's bin sampling of training graphs in a 4-d PCA of the latent means
   (§2.6, the clean version of §8 item 9).
 
@@ -50,6 +52,7 @@ __all__ = [
     "log_expected_improvement",
     "predicted_minimum",
     "select_batch",
+    "select_from_pool",
     "sgp_metrics",
 ]
 
@@ -623,6 +626,40 @@ def select_batch(
         chosen.append(x)
         believer.condition(index, float(believer.mean[index]))
     return torch.stack(chosen)
+
+
+def select_from_pool(gp: SparseGP, pool: ArrayLike, batch_size: int, *, available: ArrayLike | None = None) -> list[int]:
+    """Indices of up to ``batch_size`` rows of ``pool`` [P, d] by greedy kriging-believer EI (minimisation).
+
+    The incumbent is the lowest posterior mean at the observed points. Each pick conditions the
+    posterior over the pool on the picked point at its predicted mean, so the next pick goes where
+    the model is still uncertain; points the model was conditioned on with ``with_points`` (running
+    trials) are believed the same way. ``available`` [P] bool leaves out rows already proposed.
+    Deterministic.
+    """
+    pool = _as_matrix(pool, "pool", gp.dtype, gp.train_X.shape[1])
+    avail = torch.ones(len(pool), dtype=torch.bool) if available is None else torch.as_tensor(available, dtype=torch.bool).clone()
+    if avail.shape != (len(pool),):
+        raise ValueError(f"available must have one entry per pool row ({len(pool)}), got shape {tuple(avail.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    incumbent = float(gp.predict(gp.train_X)[0].min())
+    fantasy_X, fantasy_y = gp.fantasy if gp.fantasy is not None else (pool[:0], pool.new_zeros(0))
+    f = len(fantasy_X)
+    believer = _Believer(gp, torch.cat([fantasy_X, pool]))
+    for j in range(f):
+        believer.condition(j, float(fantasy_y[j]))
+    picks: list[int] = []
+    for _ in range(batch_size):
+        log_ei = log_expected_improvement(believer.mean[f:], believer.var[f:], incumbent).masked_fill(~avail, -math.inf)
+        j = int(log_ei.argmax())
+        if not avail[j]:
+            break
+        picks.append(j)
+        avail[j] = False
+        if len(picks) < batch_size:
+            believer.condition(f + j, float(believer.mean[f + j]))
+    return picks
 
 
 # ------------------------------------------------------------------------------------------ bin sampling

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import dense_to_sparse, scatter
+from torch_geometric.utils import scatter
 
-from nas_ray.models.graph_vae import GraphBatch, GraphVAE
+from nas_ray.models.graph_vae import GraphBatch, GraphVAE, split_counts
 
 __all__ = ["SVGe", "BidirectionalGRUConv", "GatedSumReadout"]
 
@@ -68,6 +68,18 @@ class BidirectionalGRUConv(MessagePassing):
         outgoing = self.propagate(edge_index.flip(0), x=x)  # [sum_{v -> w} h_w; outdeg_v]
         return self.gru(self._summed_messages(self.msg, incoming, h) + self._summed_messages(self.msg_rev, outgoing, h), h)
 
+    def dense(self, h: Tensor, adj: Tensor) -> Tensor:
+        """The same round on a dense batch: states ``h`` [B, k, d], adjacency ``adj`` [B, k, k]
+        (``adj[b, u, v] = 1``: edge u -> v). For graphs of a few nodes a batched matrix product is
+        much cheaper than building an edge list and scattering."""
+        b, k, d = h.shape
+        x = torch.cat([h, h.new_ones(b, k, 1)], dim=-1)
+        incoming = torch.bmm(adj.transpose(1, 2), x).reshape(b * k, d + 1)
+        outgoing = torch.bmm(adj, x).reshape(b * k, d + 1)
+        flat = h.reshape(b * k, d)
+        m = self._summed_messages(self.msg, incoming, flat) + self._summed_messages(self.msg_rev, outgoing, flat)
+        return self.gru(m, flat).view(b, k, d)
+
     @staticmethod
     def _summed_messages(linear: nn.Linear, aggregated: Tensor, h: Tensor) -> Tensor:
         total, count = aggregated[:, :-1], aggregated[:, -1:]
@@ -103,6 +115,11 @@ class _GNN(nn.Module):
             h = layer(F.dropout(h, p=self.dropout, training=self.training), edge_index)
         return h
 
+    def dense(self, h: Tensor, adj: Tensor) -> Tensor:
+        for layer in self.layers:
+            h = layer.dense(F.dropout(h, p=self.dropout, training=self.training), adj)
+        return h
+
 
 class _Decoder(nn.Module):
     """The decoder's modules (its own GNN, type table E_d, f_start, AddNode, InitNode, AddEdges) and
@@ -128,11 +145,9 @@ class _Decoder(nn.Module):
     def graph_prop(self, h: Tensor, adj: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Propagate the states ``h`` [B, k, d] over the partial graphs ``adj`` [B, k, k]; returns the
         new states and the readouts ``h_G``, ``h_G^init`` [B, g]."""
-        b, k, d = h.shape
-        if k == 1:  # nothing to propagate; ungated readouts
+        if h.shape[1] == 1:  # nothing to propagate; ungated readouts
             return h, self.readout.proj(h[:, 0]), self.readout_init.proj(h[:, 0])
-        edge_index, _ = dense_to_sparse(adj.contiguous())
-        h = self.gnn(h.reshape(b * k, d), edge_index).view(b, k, d)
+        h = self.gnn.dense(h, adj)
         return h, self.readout.node_terms(h).sum(1), self.readout_init.node_terms(h).sum(1)
 
     def new_node(self, types: Tensor, h_G_init: Tensor, z: Tensor) -> Tensor:
@@ -184,11 +199,10 @@ class SVGe(GraphVAE):
                 "node_dim": self.node_dim, "num_layers": self.num_layers, "dropout": self.dropout}
 
     def encode(self, batch: GraphBatch) -> tuple[Tensor, Tensor]:
-        mask = batch.node_mask
-        edge_index, _ = dense_to_sparse(batch.adj.contiguous(), mask)  # real nodes only, numbered graph after graph
-        graph = torch.repeat_interleave(torch.arange(len(batch), device=mask.device), batch.num_nodes)
-        h = self.encoder_gnn(self.type_embedding(batch.types[mask]), edge_index)
-        return self.readout_mu(h, graph, len(batch)), self.readout_logvar(h, graph, len(batch))
+        # dense: padding nodes have no edges, so they never reach a real node, and the readouts skip them
+        mask = batch.node_mask.unsqueeze(-1).to(batch.adj.dtype)
+        h = self.encoder_gnn.dense(self.type_embedding(batch.types.clamp(min=0)), batch.adj)
+        return (self.readout_mu.node_terms(h) * mask).sum(1), (self.readout_logvar.node_terms(h) * mask).sum(1)
 
     def reconstruction_nll(self, batch: GraphBatch, z: Tensor) -> Tensor:
         """Teacher-forced loss per graph: for the step that creates node ``k`` (``k >= 1``),
@@ -254,3 +268,56 @@ class SVGe(GraphVAE):
             active, h = active[going], h[going]
         types_np, adj_np, sizes_np = types.cpu().numpy(), adj.cpu().numpy().astype(np.int8), sizes.cpu().numpy()
         return [(types_np[i, :n].copy(), adj_np[i, :n, :n].copy()) for i, n in enumerate(sizes_np)]
+
+    @torch.no_grad()
+    def decode_counts(
+        self, z: Tensor, counts: int | Tensor, *, generator: torch.Generator | None = None
+    ) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
+        """``decode(stochastic=True)`` run ``counts`` times per row of ``z``, with one row per distinct
+        partial graph: the new node's type splits a row's count multinomially, then each edge into it
+        splits the count binomially (the edge probabilities of a step do not depend on each other)."""
+        dec, n_max, dev = self.decoder, self.max_nodes, z.device
+        p = z.shape[0]
+        origin = torch.arange(p, device=dev)
+        cnt = torch.as_tensor(counts, dtype=torch.long, device=dev).expand(p).clone()
+        types = torch.zeros(p, n_max, dtype=torch.long, device=dev)
+        adj = torch.zeros(p, n_max, n_max, dtype=z.dtype, device=dev)
+        h = dec.initial_state(z)
+        out: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in range(p)]
+
+        def finish(rows: Tensor, size: int) -> None:
+            t, a = types[rows].cpu().numpy(), adj[rows].to(torch.int8).cpu().numpy()
+            for i, o, c in zip(range(len(rows)), origin[rows].tolist(), cnt[rows].tolist()):
+                out[o].append((t[i, :size].copy(), a[i, :size, :size].copy(), int(c)))
+
+        for k in range(1, n_max):
+            if origin.numel() == 0:
+                break
+            za = z[origin]
+            h, h_G, h_G_init = dec.graph_prop(h, adj[:, :k, :k])
+            split = split_counts(cnt, torch.softmax(dec.add_node(torch.cat([h_G, za], dim=-1)), dim=-1), generator)
+            rows, new_types = split.nonzero(as_tuple=True)
+            origin, cnt, h, types, adj = origin[rows], split[rows, new_types], h[rows], types[rows], adj[rows]
+            h_G, h_G_init, za = h_G[rows], h_G_init[rows], za[rows]
+            h_new = dec.new_node(new_types, h_G_init, za)
+            types[:, k] = new_types
+            if k == 1:  # the first node's edge from the input is given
+                adj[:, 0, 1] = 1.0
+            else:
+                probs = torch.sigmoid(dec.edge_logits(h, h_new, h_G, za))  # [R, k]
+                for v in range(k):
+                    yes = split_counts(cnt, torch.stack([probs[:, v], 1 - probs[:, v]], dim=1), generator)
+                    rows, outcome = yes.nonzero(as_tuple=True)
+                    origin, cnt, probs, h, h_new = origin[rows], yes[rows, outcome], probs[rows], h[rows], h_new[rows]
+                    types, adj, new_types = types[rows], adj[rows], new_types[rows]
+                    adj[:, v, k] = (outcome == 0).to(adj.dtype)
+            h = torch.cat([h, h_new.unsqueeze(1)], dim=1)
+            ended = new_types == self.output_type
+            if k == n_max - 1:
+                ended = torch.ones_like(ended)
+            if bool(ended.any()):
+                finish(ended.nonzero(as_tuple=True)[0], k + 1)
+                keep = ~ended
+                origin, cnt, h, types, adj = origin[keep], cnt[keep], h[keep], types[keep], adj[keep]
+        return out
+

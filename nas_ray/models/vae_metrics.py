@@ -33,11 +33,12 @@ PUBLISHED_ENAS6: dict[str, dict[str, float]] = {
 _CHUNK = 4096  # latent rows decoded at once
 
 
-def _decode_many(model: GraphVAE, z: torch.Tensor, generator: torch.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-    out: list[tuple[np.ndarray, np.ndarray]] = []
+def _decode_counts(model: GraphVAE, z: torch.Tensor, decodes: int, generator: torch.Generator) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
+    """``decodes`` stochastic decodes of every row of ``z``, as distinct graphs with multiplicities."""
+    out: list[list[tuple[np.ndarray, np.ndarray, int]]] = []
     dev = next(model.parameters()).device
     for i in range(0, len(z), _CHUNK):
-        out.extend(model.decode(z[i:i + _CHUNK].to(dev), stochastic=True, generator=generator))
+        out.extend(model.decode_counts(z[i:i + _CHUNK].to(dev), decodes, generator=generator))
     return out
 
 
@@ -55,16 +56,15 @@ def reconstruction_accuracy(model: GraphVAE, codec: GraphCodec, archs: Sequence[
         chunk = archs[start:start + batch_graphs]
         mu, logvar = model.encode(codec.batch(chunk, next(model.parameters()).device))
         mu, logvar = mu.cpu(), logvar.cpu()
-        z = mu[:, None, :].expand(-1, z_samples, -1)
         if true_posterior:
-            z = z + torch.randn(z.shape, generator=gen) * torch.exp(0.5 * logvar)[:, None, :]
-        z = z[:, :, None, :].expand(-1, -1, decodes, -1).reshape(-1, mu.shape[1])
-        decoded = _decode_many(model, z, gen)
-        per = z_samples * decodes
+            z = mu[:, None, :] + torch.randn(len(chunk), z_samples, mu.shape[1], generator=gen) * torch.exp(0.5 * logvar)[:, None, :]
+            decoded, per_row = _decode_counts(model, z.reshape(-1, mu.shape[1]), decodes, gen), z_samples
+        else:  # every "sample" is the mean: one row decoded z_samples x decodes times
+            decoded, per_row = _decode_counts(model, mu, z_samples * decodes, gen), 1
         for i, arch in enumerate(chunk):
             key = codec.key(arch)
-            hits += sum(graph_key(t, a) == key for t, a in decoded[i * per:(i + 1) * per])
-        total += len(chunk) * per
+            hits += sum(c for row in decoded[i * per_row:(i + 1) * per_row] for t, a, c in row if graph_key(t, a) == key)
+        total += len(chunk) * z_samples * decodes
     return hits / total if total else float("nan")
 
 
@@ -77,15 +77,18 @@ def prior_metrics(model: GraphVAE, codec: GraphCodec, train_latents: torch.Tenso
     z = torch.randn(samples, model.latent_dim, generator=gen)
     if scale_to_train:
         z = z * train_latents.std(0) + train_latents.mean(0)
-    z = z[:, None, :].expand(-1, decodes, -1).reshape(-1, model.latent_dim)
-    decoded = _decode_many(model, z, gen)
-    valid = [graph_key(t, a) for t, a in decoded if codec.to_arch(t, a) is not None]
+    valid: dict[str, int] = {}
+    for row in _decode_counts(model, z, decodes, gen):
+        for t, a, c in row:
+            if codec.to_arch(t, a) is not None:
+                key = graph_key(t, a)
+                valid[key] = valid.get(key, 0) + c
     known = set(train_keys)
-    n = len(valid)
+    n = sum(valid.values())
     return {
-        "validity": n / len(decoded),
-        "uniqueness": len(set(valid)) / n if n else 0.0,
-        "novelty": 1.0 - sum(k in known for k in valid) / n if n else 0.0,
+        "validity": n / (samples * decodes),
+        "uniqueness": len(valid) / n if n else 0.0,
+        "novelty": 1.0 - sum(c for k, c in valid.items() if k in known) / n if n else 0.0,
     }
 
 

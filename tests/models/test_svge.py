@@ -277,3 +277,14 @@ def test_triplet_loss_hand_case() -> None:
     grad_input = anchor.clone().requires_grad_()
     triplet_loss(grad_input, grad_input.detach().clone(), neg).sum().backward()  # zero distance: finite gradient
     assert torch.isfinite(grad_input.grad).all()
+
+
+def test_dense_rounds_equal_the_message_passing_layer() -> None:
+    torch.manual_seed(0)
+    layer = BidirectionalGRUConv(8)
+    adj = torch.triu((torch.rand(3, 5, 5) < 0.4).float(), 1)
+    h = torch.randn(3, 5, 8)
+    nz = adj.nonzero()  # (graph, src, dst): nodes numbered graph after graph
+    edge_index = torch.stack([nz[:, 1] + nz[:, 0] * 5, nz[:, 2] + nz[:, 0] * 5])
+    sparse = layer(h.reshape(15, 8), edge_index).view(3, 5, 8)
+    assert nz.shape[0] > 3 and torch.allclose(layer.dense(h, adj), sparse, atol=1e-6)

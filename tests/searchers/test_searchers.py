@@ -20,7 +20,7 @@ FAST = {
     # a tiny VAE pretrained briefly on 200 graphs (cached for the session), small BO rounds
     "latent-bo": {"model": "dvae", "pretrain": {"epochs": 12, "lr": 5e-3, "batch_size": 32,
                                                 "model_options": {"hidden_dim": 32, "latent_dim": 4}},
-                  "pretrain_graphs": 128, "batch_size": 10, "num_initial": 5, "decodes": 16, "grid_size": 64,
+                  "pretrain_graphs": 128, "pool_size": 300, "batch_size": 10, "num_initial": 5, "decodes": 16, "grid_size": 64,
                   "gp_epochs": 5, "lbfgs_maxiter": 3, "num_inducing": 32, "progress": False},
     # a tiny encoder trained briefly (cached for the session), a small candidate pool
     "nasgem": {"encoder_options": {"graphs": 200, "pairs": 400, "iterations": 40, "batch_size": 64},
