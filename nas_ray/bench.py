@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,8 @@ def run_bench(
         for name in searchers
         for seed in range(seeds)
     ]
+    if partial:  # a missing folder would otherwise fail only when the first run is done
+        Path(partial).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
 

@@ -72,6 +72,9 @@ class LatentBOSearcher(ArchitectureSearcher):
         acquisition: ``"pool"`` (EI over the encoded architectures of a pool; default) or
             ``"decode"`` (EI over the latent box, points decoded: the published protocol);
             ``pool_size``: the pool's size where the space is too large to enumerate (20,000).
+        target: what the GP fits: ``"copula"`` (the scores' ranks mapped to normal quantiles, so
+            a few failed cells do not dominate the fit; default) or ``"raw"`` (the scores, as the
+            published protocol).
         pretrain: overrides of the automatic pretraining (``PretrainConfig`` fields, e.g.
             ``{"epochs": 300}``); ``pretrain_graphs``: how many unlabelled graphs it samples.
         batch_size: points per BO round (the protocol's 50; default 10 for 100-query budgets).
@@ -99,6 +102,10 @@ class LatentBOSearcher(ArchitectureSearcher):
         decodes: int = 500,
         decode_choice: str = "most-frequent",
         acquisition: str = "pool",
+        target: str = "copula",
+        local_fraction: float = 0.5,
+        local_top: int = 5,
+        local_samples: int = 100,
         pool_size: int = 20_000,
         grid_size: int = 10_000,
         grid: str = "uniform",
@@ -116,6 +123,8 @@ class LatentBOSearcher(ArchitectureSearcher):
             raise ValueError(f"latent-bo: initial must be 'random' or 'bins', got {initial!r}")
         if decode_choice not in ("most-frequent", "first-valid"):
             raise ValueError(f"latent-bo: decode_choice must be 'most-frequent' or 'first-valid', got {decode_choice!r}")
+        if target not in ("copula", "raw"):
+            raise ValueError(f"latent-bo: target must be 'copula' or 'raw', got {target!r}")
         if acquisition not in ("pool", "decode"):
             raise ValueError(f"latent-bo: acquisition must be 'pool' or 'decode', got {acquisition!r}")
         if grid not in ("uniform", "normal"):
@@ -133,6 +142,10 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.decodes = int(decodes)
         self.decode_choice = decode_choice
         self.acquisition = acquisition
+        self.target = target
+        if not 0 <= local_fraction <= 1:
+            raise ValueError(f"latent-bo: local_fraction must be in [0, 1], got {local_fraction}")
+        self.local_fraction, self.local_top, self.local_samples = float(local_fraction), int(local_top), int(local_samples)
         self.pool_size = int(pool_size)
         self.pool_seed = int(self.rng.integers(2**31))
         self.grid_size = int(grid_size)
@@ -248,6 +261,10 @@ class LatentBOSearcher(ArchitectureSearcher):
         worst = min(self.obs_y) if self.obs_y else 0.0
         x = np.array(self.obs_z + self.invalid_z, dtype=np.float64)
         y = -np.array(self.obs_y + [worst] * len(self.invalid_z))  # the GP minimises
+        if self.target == "copula":  # ranks -> normal quantiles: a few broken cells (10 % accuracy) no longer set the scale
+            from scipy.stats import norm, rankdata
+
+            y = norm.ppf((rankdata(y) - 0.5) / len(y))
         lr = {} if self.gp_lr is None else {"lr": float(self.gp_lr)}
         gp = SparseGP(num_inducing=self.num_inducing, epochs=self.gp_epochs, seed=seed, **lr).fit(x, y)
         pending = [self.z_of[h] for _, h in self.live.values() if h in self.z_of]
@@ -283,8 +300,41 @@ class LatentBOSearcher(ArchitectureSearcher):
         taken = {self._pool_index[h] for h in self.proposed.keys() | queued if h in self._pool_index}
         available = np.ones(len(self._pool), dtype=bool)
         available[list(taken)] = False
-        for i in select_from_pool(gp, self._pool_z, self.batch_size, available=available):
+        n_local = min(self.batch_size, int(round(self.batch_size * self.local_fraction)))
+        picked: list[int] = []
+        if n_local and self.obs_y:
+            near = self._neighbourhood()
+            mask = np.zeros(len(self._pool), dtype=bool)
+            mask[near] = available[near]
+            picked = select_from_pool(gp, self._pool_z, n_local, available=mask)
+            if picked:  # the rest of the batch believes these at their predicted means
+                zp = self._pool_z[picked]
+                gp = gp.with_points(zp, gp.predict(zp)[0], standardized=True)
+                available[picked] = False
+        if len(picked) < self.batch_size:
+            picked += select_from_pool(gp, self._pool_z, self.batch_size - len(picked), available=available)
+        for i in picked:
             self.queue.append((self._pool[i], self._pool_z[i]))
+
+    def _neighbourhood(self) -> list[int]:
+        """Pool indices of random one- and two-step mutations of the ``local_top`` best observed
+        architectures (mutants the pool lacks are encoded and added to it)."""
+        order = sorted(self.history, key=lambda h: h[2], reverse=self.mode != "min")[: self.local_top]
+        found: dict[str, Architecture] = {}
+        for arch, _, _ in order:
+            for _ in range(self.local_samples):
+                child = self.space.mutate(arch, self.rng)
+                if self.rng.random() < 0.5:
+                    child = self.space.mutate(child, self.rng)
+                found.setdefault(self.space.hash(child), child)
+        new = [(h, a) for h, a in found.items() if h not in self._pool_index]
+        if new:
+            z = encode_archs(self.model, self.codec, [a for _, a in new]).numpy().astype(np.float64)
+            for (h, a), row in zip(new, z):
+                self._pool_index[h] = len(self._pool)
+                self._pool.append(a)
+            self._pool_z = np.concatenate([self._pool_z, z])
+        return [self._pool_index[h] for h in found]
 
     def _decode_round(self) -> None:
         """The published protocol: EI over the continuous latent box, each chosen point decoded."""
