@@ -7,7 +7,11 @@
   current ones and starting from the same weights, and the ratio is printed;
 - one BO suggestion round (GP fit + kriging-believer batch of 50 by EI) at 100 and 1,000
   observations in a 56-dimensional latent space, and the decoding of those 50 points 500 times
-  each, per model (published sizes, and the latent-bo default size).
+  each, per model (published sizes, and the latent-bo default size), untrained;
+- with ``--checkpoint FILE`` (repeatable; trained ENAS-6 models from ``nas-ray pretrain`` or
+  ``benchmarks/vae_curves.py``): a whole decode-mode BO round on that model (GP fit on 100 encoded
+  graphs + 50 points by EI + 500 decodes each), decoding both per copy (``decode``) and counted
+  (``decode_counts``, what latent-bo uses).
 
     python benchmarks/latent_bo_speed.py --data-dir ../shared/data --threads 2 --baseline /tmp/old
 """
@@ -94,6 +98,8 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--models", nargs="+", default=["dvae", "dvae-emb", "svge"])
     p.add_argument("--baseline", help="a checkout of an older commit to time side by side")
+    p.add_argument("--checkpoint", action="append", help="a trained ENAS-6 graph-VAE checkpoint: time a whole BO round on it")
+    p.add_argument("--skip-untrained", action="store_true", help="only the --checkpoint rounds")
     p.add_argument("--json", default="bench-out/latent_bo_speed.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -102,19 +108,19 @@ def main() -> None:
     train, _, _, _ = enas6_vae_split(args.data_dir)
     baseline = _baseline_classes(args.baseline) if args.baseline else {}
     out: dict[str, dict] = {"threads": args.threads, "epoch_s": {}, "bo": {}, "decode_s": {}}
-    for name in args.models:
+    for name in [] if args.skip_untrained else args.models:
         t = out["epoch_s"][name] = epoch_seconds(name, codec, train, args.batches, baseline.get(name))
         line = f"{name:<10} {t['new']:8.0f} s per ENAS-6 epoch (17,118 graphs, batch 32, published sizes)"
         if "old" in t:
             line += f"; baseline {t['old']:.0f} s: {t['old'] / t['new']:.2f}x faster"
         print(line, flush=True)
-    for n in (100, 1000):
+    for n in () if args.skip_untrained else (100, 1000):
         out["bo"][str(n)] = bo_round(n)
         r = out["bo"][str(n)]
         print(f"BO round, {n:>5} observations: GP fit {r['fit_s']:.1f} s + batch of 50 by EI {r['select_s']:.1f} s = {r['total_s']:.1f} s", flush=True)
     from nas_ray.searchers.latent_bo import AUTO_MODEL_OPTIONS  # the searcher's default sizes
 
-    for name in args.models:
+    for name in [] if args.skip_untrained else args.models:
         for size, options in (("published", {}), ("latent-bo default", AUTO_MODEL_OPTIONS[name])):
             torch.manual_seed(0)
             model = build_model(name, codec, **options).eval()
@@ -127,8 +133,39 @@ def main() -> None:
                 out["decode_s"][key]["old"] = decode_seconds(old)
                 line += f"; baseline {out['decode_s'][key]['old']:.1f} s"
             print(line, flush=True)
+    for path in args.checkpoint or []:
+        out.setdefault("round", {})[path] = trained_round(path, train)
+        r = out["round"][path]
+        print(f"{Path(path).name}: BO round of 50 points x 500 decodes: GP fit + EI {r['gp_s']:.1f} s, decoding "
+              f"counted {r['counted_s']:.1f} s (per copy {r['per_copy_s']:.1f} s): {r['gp_s'] + r['counted_s']:.1f} s in all; "
+              f"{r['distinct_per_point']:.1f} distinct graphs per point", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+def trained_round(path: str, train: list) -> dict[str, float]:
+    """A decode-mode BO round on a trained model: GP on 100 encoded training graphs, 50 points by EI, 500 decodes each."""
+    from nas_ray.models.vae_training import encode_archs, load_model
+
+    model, space, ckpt = load_model(path)
+    codec = GraphCodec(space)
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(train), 100, replace=False)
+    z = encode_archs(model, codec, [train[i] for i in idx]).numpy().astype(np.float64)
+    y = rng.normal(size=100) + z[:, 0]
+    lat = ckpt["latents"]
+    t0 = time.perf_counter()
+    gp = SparseGP(num_inducing=500, epochs=100, seed=0).fit(z, -y)
+    points = select_batch(gp, lat["min"].numpy(), lat["max"].numpy(), 50, grid_size=10_000, seed=0)
+    t1 = time.perf_counter()
+    zt = torch.as_tensor(np.asarray(points), dtype=torch.float32)
+    counted = model.decode_counts(zt, 500, generator=torch.Generator().manual_seed(0))
+    t2 = time.perf_counter()
+    flat = zt.repeat_interleave(500, 0)
+    for i in range(0, len(flat), 4096):
+        model.decode(flat[i:i + 4096], generator=torch.Generator().manual_seed(0))
+    t3 = time.perf_counter()
+    return {"gp_s": t1 - t0, "counted_s": t2 - t1, "per_copy_s": t3 - t2, "distinct_per_point": float(np.mean([len(r) for r in counted]))}
 
 
 if __name__ == "__main__":

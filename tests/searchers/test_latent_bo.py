@@ -58,6 +58,27 @@ def test_pool_proposals_follow_expected_improvement(checkpoint) -> None:  # noqa
     assert "_pool" not in state and "_pool_z" not in state
     with pytest.raises(ValueError, match="acquisition must be 'pool' or 'decode'"):
         get_searcher("latent-bo", "nasbench201", model=str(checkpoint), acquisition="grid")
+    with pytest.raises(ValueError, match="target must be 'copula' or 'raw'"):
+        get_searcher("latent-bo", "nasbench201", model=str(checkpoint), target="log")
+    with pytest.raises(ValueError, match=r"local_fraction must be in \[0, 1\]"):
+        get_searcher("latent-bo", "nasbench201", model=str(checkpoint), local_fraction=2)
+
+
+def test_local_candidates_are_neighbours_of_the_best_cells(checkpoint) -> None:  # noqa: ANN001
+    """With local_fraction=1 every BO proposal is one or two mutations from one of the best cells."""
+    space = get_space("nasbench201")
+    searcher = get_searcher("latent-bo", "nasbench201", model=str(checkpoint), seed=3,
+                            **{**SMALL, "acquisition": "pool", "local_fraction": 1.0, "local_top": 2})
+    archs = []
+    for q in range(16):
+        arch = Architecture.from_dict(searcher.suggest(str(q))["arch"])
+        if q >= 6:  # a BO proposal (rounds of 5 after 6 initial cells): near the two best cells seen before its round
+            seen = archs[:6 + 5 * ((q - 6) // 5)]
+            best = sorted(seen, key=score, reverse=True)[:2]
+            assert min(sum(x != y for x, y in zip(arch.ops, b.ops)) for b in best) <= 2
+        archs.append(arch)
+        searcher.on_trial_complete(str(q), {"reward": score(arch)})
+    assert searcher.rounds == 2 and space.size == len(searcher._pool)
 
 
 def test_pool_selection_respects_availability_and_spreads_the_batch() -> None:
