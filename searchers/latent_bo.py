@@ -148,6 +148,7 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.local_fraction, self.local_top, self.local_samples = float(local_fraction), int(local_top), int(local_samples)
         self.pool_size = int(pool_size)
         self.pool_seed = int(self.rng.integers(2**31))
+        self.pool_extra: list[Architecture] = []  # mutants the pool did not have, in the order added
         self.grid_size = int(grid_size)
         self.grid = grid
         self.num_inducing = int(num_inducing)
@@ -278,7 +279,7 @@ class LatentBOSearcher(ArchitectureSearcher):
         enumerate (NB201's 15,625), else ``pool_size`` distinct random ones (drawn with ``pool_seed``)."""
         if self._pool is not None:
             return
-        self._pool = space_graphs(self.space, self.pool_size, seed=self.pool_seed)
+        self._pool = space_graphs(self.space, self.pool_size, seed=self.pool_seed) + list(self.pool_extra)
         self._pool_index = {self.space.hash(a): i for i, a in enumerate(self._pool)}
         self._pool_z = encode_archs(self.model, self.codec, self._pool).numpy().astype(np.float64)
 
@@ -296,14 +297,14 @@ class LatentBOSearcher(ArchitectureSearcher):
         self._ensure_pool()
         seed = int(self.rng.integers(2**31))
         gp = self._fit_gp(seed)
+        n_local = min(self.batch_size, int(round(self.batch_size * self.local_fraction)))
+        near = self._neighbourhood() if n_local and self.obs_y else []  # may add mutants to the pool
         queued = {self.space.hash(a) for a, _ in self.queue}
         taken = {self._pool_index[h] for h in self.proposed.keys() | queued if h in self._pool_index}
         available = np.ones(len(self._pool), dtype=bool)
         available[list(taken)] = False
-        n_local = min(self.batch_size, int(round(self.batch_size * self.local_fraction)))
         picked: list[int] = []
-        if n_local and self.obs_y:
-            near = self._neighbourhood()
+        if near:
             mask = np.zeros(len(self._pool), dtype=bool)
             mask[near] = available[near]
             picked = select_from_pool(gp, self._pool_z, n_local, available=mask)
@@ -333,6 +334,7 @@ class LatentBOSearcher(ArchitectureSearcher):
             for (h, a), row in zip(new, z):
                 self._pool_index[h] = len(self._pool)
                 self._pool.append(a)
+                self.pool_extra.append(a)  # in the saved state, so a restored pool is the same
             self._pool_z = np.concatenate([self._pool_z, z])
         return [self._pool_index[h] for h in found]
 
