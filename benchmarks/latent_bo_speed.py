@@ -144,19 +144,18 @@ def main() -> None:
 
 
 def trained_round(path: str, train: list) -> dict[str, float]:
-    """A decode-mode BO round on a trained model: GP on 100 encoded training graphs, 50 points by EI, 500 decodes each."""
+    """A decode-mode BO round on a trained model: GP on 100 encoded training graphs, 50 points by EI inside their box, 500 decodes each."""
     from nas_ray.models.vae_training import encode_archs, load_model
 
-    model, space, ckpt = load_model(path)
+    model, space, _ = load_model(path)
     codec = GraphCodec(space)
     rng = np.random.default_rng(0)
     idx = rng.choice(len(train), 100, replace=False)
     z = encode_archs(model, codec, [train[i] for i in idx]).numpy().astype(np.float64)
     y = rng.normal(size=100) + z[:, 0]
-    lat = ckpt["latents"]
     t0 = time.perf_counter()
     gp = SparseGP(num_inducing=500, epochs=100, seed=0).fit(z, -y)
-    points = select_batch(gp, lat["min"].numpy(), lat["max"].numpy(), 50, grid_size=10_000, seed=0)
+    points = select_batch(gp, z.min(0), z.max(0), 50, grid_size=10_000, seed=0)
     t1 = time.perf_counter()
     zt = torch.as_tensor(np.asarray(points), dtype=torch.float32)
     counted = model.decode_counts(zt, 500, generator=torch.Generator().manual_seed(0))
