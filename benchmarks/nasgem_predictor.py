@@ -1,4 +1,4 @@
-"""NASGEM's predictor claim on NAS-Bench-201 (the design of the paper's Tables 3-4, METHODS.md §4.6).
+"""NASGEM's predictor claim on NAS-Bench-201 (the design of the paper's Tables 3-4).
 
 1,000 distinct random NB201 cells are split 600 (train pool) / 400 (test). A score predictor (input
 -> 64 -> 32 -> 1 ReLU MLP, MSE, Adam 1e-3; the same for every input) is trained on 10 / 20 / 40 / 60 %

@@ -1,4 +1,4 @@
-"""Graph-VAE performance predictors (METHODS.md §2.5, §3.4) beside the published VS-GAE / SVGe numbers.
+"""Graph-VAE performance predictors (VS-GAE, SVGe) beside the published VS-GAE / SVGe numbers.
 
 Rows:
 

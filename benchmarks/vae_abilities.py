@@ -1,5 +1,5 @@
 """ENAS-6 graph-VAE abilities: reconstruction, prior validity, uniqueness, novelty and the sparse-GP
-RMSE / Pearson r (METHODS.md §0.4, §6), beside the published table (BENCHMARKS.md).
+RMSE / Pearson r (D-VAE's protocol), beside the published table.
 
 Two phases, so a long CPU training can run in the background and be stopped at a deadline:
 

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces as gspaces
 
 from nas_ray.construction import Builder, PartialGraph, random_legal_action
-from nas_ray.errors import ArchitectureNotInTable, IllegalAction, InvalidArchitecture
+from nas_ray.errors import ArchitectureNotInTable, ConfigError, ConfigTypeError, IllegalAction, InvalidArchitecture
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.spaces import SearchSpace, get_space
 
@@ -60,15 +60,15 @@ class ArchitectureDesignEnv(gym.Env):
         if isinstance(space, str):
             space = get_space(space, **(space_options or {}))
         if not isinstance(space, SearchSpace):
-            raise TypeError(f"space must be a SearchSpace or a registered name, got {space!r}")
+            raise ConfigTypeError(f"space must be a SearchSpace or a registered name, got {space!r}")
         if evaluator is not None and evaluator.space.name != space.name:
-            raise ValueError(f"the evaluator scores {evaluator.space.name} architectures, not {space.name}")
+            raise ConfigError(f"the evaluator scores {evaluator.space.name} architectures, not {space.name}")
         if evaluator is not None and evaluator.space.options() != space.options():
-            raise ValueError(f"the evaluator's space {evaluator.space!r} differs from {space!r}")
+            raise ConfigError(f"the evaluator's space {evaluator.space!r} differs from {space!r}")
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if not math.isfinite(invalid_reward):
-            raise ValueError(f"invalid_reward must be finite, got {invalid_reward}")
+            raise ConfigError(f"invalid_reward must be finite, got {invalid_reward}")
         self.space = space
         self.evaluator = evaluator
         self.invalid_reward = float(invalid_reward)

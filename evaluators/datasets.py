@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas_ray.data import resolve_data_dir
-from nas_ray.errors import DataFileError, UnknownName
+from nas_ray.errors import ConfigError, DataFileError, UnknownName
 
 if TYPE_CHECKING:
     import torch
@@ -74,11 +74,11 @@ class ImageData:
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"ImageData.augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+            raise ConfigError(f"ImageData.augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         for split in ("train", "val", "test"):
             pair = getattr(self, split)
             if pair is not None and len(pair[0]) != len(pair[1]):
-                raise ValueError(f"ImageData.{split} has {len(pair[0])} inputs but {len(pair[1])} labels")
+                raise ConfigError(f"ImageData.{split} has {len(pair[0])} inputs but {len(pair[1])} labels")
 
     def describe(self) -> dict[str, Any]:
         """Sizes, shapes and normalisation, for results files."""
@@ -122,7 +122,7 @@ def load_dataset(
     if name not in DATASETS:
         raise UnknownName(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     if isinstance(train_fraction, bool) or not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
-        raise ValueError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
+        raise ConfigError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
     if val_size is None:
         val_size = DEFAULT_VAL_SIZE[name]
     if name == "digits":
@@ -146,9 +146,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, *, padding: int =
     import torch.nn.functional as F
 
     if x.dim() != 4:
-        raise ValueError(f"augment_batch needs a (N, C, H, W) batch, got shape {tuple(x.shape)}")
+        raise ConfigError(f"augment_batch needs a (N, C, H, W) batch, got shape {tuple(x.shape)}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"augment_batch padding must be a non-negative integer, got {padding!r}")
+        raise ConfigError(f"augment_batch padding must be a non-negative integer, got {padding!r}")
     n, _, height, width = x.shape
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=generator.device)
     flips = torch.randint(0, 2, (n,), generator=generator, device=generator.device)
@@ -173,11 +173,11 @@ def _split(labels: np.ndarray, val_size: int, split_seed: int, name: str) -> tup
 
     classes, counts = np.unique(labels, return_counts=True)
     if counts.min() < 2:
-        raise ValueError(f"{name}: class {classes[counts.argmin()]} has only {counts.min()} training image(s); "
+        raise ConfigError(f"{name}: class {classes[counts.argmin()]} has only {counts.min()} training image(s); "
                          "a stratified validation split needs at least 2 per class")
     n, k = len(labels), len(classes)
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or not k <= val_size <= n - k:
-        raise ValueError(f"val_size for {name} must be an integer from {k} to {n - k} (at least one image "
+        raise ConfigError(f"val_size for {name} must be an integer from {k} to {n - k} (at least one image "
                          f"per class on each side), got {val_size!r}")
     train, val = train_test_split(np.arange(n), test_size=int(val_size), stratify=labels, random_state=split_seed)
     return train, val

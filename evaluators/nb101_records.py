@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_ray.errors import DataFileError
+from nas_ray.errors import ConfigError, DataFileError
 
 METRIC_FIELDS = ("halfway_training_time", "halfway_train_accuracy", "halfway_validation_accuracy", "halfway_test_accuracy",
                  "final_training_time", "final_train_accuracy", "final_validation_accuracy", "final_test_accuracy")
@@ -219,7 +219,7 @@ def _parse(path: Path, size: int, verify_crc: bool, progress: bool) -> NB101Reco
                     try:  # the official writer emits compact JSON; raw_decode skips json.loads' overhead
                         item, stop = raw_decode(text)
                         if stop != len(text):
-                            raise ValueError
+                            raise ConfigError
                     except ValueError:
                         item = json.loads(text)
                     if type(item) is not list:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, ConfigTypeError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace, get_space
 from nas_ray.spaces.enas import OPS as ENAS_OPS
@@ -84,15 +84,15 @@ def network_options(space_name: str, preset: str | None = None, **options: Any) 
     """The options of ``preset`` (None: "default") of ``space_name``, with ``options`` replacing single
     fields; ValueError naming the valid presets or options for an unknown one."""
     if space_name not in PRESETS:
-        raise ValueError(f"no network for space {space_name!r}; networks exist for: {', '.join(PRESETS)}")
+        raise ConfigError(f"no network for space {space_name!r}; networks exist for: {', '.join(PRESETS)}")
     presets = PRESETS[space_name]
     name = "default" if preset is None else preset
     if name not in presets:
-        raise ValueError(f"{space_name}: unknown network preset {preset!r}; presets: {', '.join(presets)}")
+        raise ConfigError(f"{space_name}: unknown network preset {preset!r}; presets: {', '.join(presets)}")
     resolved = dict(presets[name])
     unknown = [k for k in options if k not in resolved]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{space_name}: unknown network option(s) {', '.join(unknown)}; options: {', '.join(resolved)}"
         )
     resolved.update(options)
@@ -122,7 +122,7 @@ def build_network(
     elif isinstance(space, str):
         name = space
     else:
-        raise TypeError(f"space must be a space name or a SearchSpace, got {type(space).__name__}")
+        raise ConfigTypeError(f"space must be a space name or a SearchSpace, got {type(space).__name__}")
     resolved = network_options(name, preset, **options)
     _check_int(name, "num_classes", num_classes)
     _check_int(name, "in_channels", in_channels)
@@ -146,13 +146,13 @@ def parameter_count(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------------- helpers
 def _check_int(space: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{space}: {name} must be an int >= {minimum}, got {value!r}")
+        raise ConfigError(f"{space}: {name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _check_ints(space: str, name: str, value: Any, length: int, minimum: int = 1) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != length:
-        raise ValueError(f"{space}: {name} must be a sequence of {length} ints >= {minimum}, got {value!r}")
+        raise ConfigError(f"{space}: {name} must be a sequence of {length} ints >= {minimum}, got {value!r}")
     return tuple(_check_int(space, name, v, minimum) for v in value)
 
 
@@ -190,7 +190,7 @@ def _build_nasbench101(space: SearchSpace, arch: Architecture, num_classes: int,
 
     momentum = options["bn_momentum"]
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-        raise ValueError(f"nasbench101: bn_momentum must be a number in [0, 1], got {momentum!r}")
+        raise ConfigError(f"nasbench101: bn_momentum must be a number in [0, 1], got {momentum!r}")
     return nasbench101_network(
         arch, num_labels=num_classes, in_channels=in_channels,
         stem_channels=_check_int(space.name, "stem_channels", options["stem_channels"]),
@@ -229,7 +229,7 @@ def nasbench201_op(name: str, channels: int) -> nn.Module:
         return _relu_conv_bn(channels, channels, 3)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"nasbench201: unknown edge op {name!r}; ops: {', '.join(NB201_OPS)}")
+    raise ConfigError(f"nasbench201: unknown edge op {name!r}; ops: {', '.join(NB201_OPS)}")
 
 
 class NasBench201Cell(nn.Module):
@@ -240,7 +240,7 @@ class NasBench201Cell(nn.Module):
     def __init__(self, edge_ops: Sequence[str], channels: int) -> None:
         super().__init__()
         if len(edge_ops) != len(NB201_EDGES):
-            raise ValueError(f"nasbench201: a cell has {len(NB201_EDGES)} edge ops, got {len(edge_ops)}")
+            raise ConfigError(f"nasbench201: a cell has {len(NB201_EDGES)} edge ops, got {len(edge_ops)}")
         self.edges = nn.ModuleList(nasbench201_op(op, channels) for op in edge_ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -309,7 +309,7 @@ def _enas_op_name(op: str | int) -> str:
         return op
     if not isinstance(op, bool) and isinstance(op, (int, np.integer)) and 0 <= op < len(ENAS_OPS):
         return ENAS_OPS[int(op)]
-    raise ValueError(f"enas-macro: unknown op {op!r}; ops: 0..{len(ENAS_OPS) - 1} or {', '.join(ENAS_OPS)}")
+    raise ConfigError(f"enas-macro: unknown op {op!r}; ops: 0..{len(ENAS_OPS) - 1} or {', '.join(ENAS_OPS)}")
 
 
 def enas_op(op: str | int, channels: int) -> nn.Module:
@@ -345,7 +345,7 @@ class EnasReduction(nn.Module):
         super().__init__()
         c = _check_int("enas-macro", "channels", channels)
         if c % 2:
-            raise ValueError(f"enas-macro: a factorized reduction needs an even channel count, got {c}")
+            raise ConfigError(f"enas-macro: a factorized reduction needs an even channel count, got {c}")
         self.conv_a = nn.Conv2d(c, c // 2, 1, stride=2, bias=False)
         self.conv_b = nn.Conv2d(c, c // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(c)
@@ -398,7 +398,7 @@ class EnasMacroNetwork(nn.Module):
         _check_int("enas-macro", "in_channels", in_channels)
         _check_int("enas-macro", "channels", channels)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"enas-macro: dropout must be a number in [0, 1), got {dropout!r}")
+            raise ConfigError(f"enas-macro: dropout must be a number in [0, 1), got {dropout!r}")
         layers = [list(layer) for layer in layers]
         if not layers:
             raise InvalidArchitecture("enas-macro: a network needs at least one layer")

@@ -29,6 +29,7 @@ import numpy as np
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
 from nas_ray.spaces import get_space
+from nas_ray.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -77,15 +78,15 @@ class SupernetConfig:
                      "num_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SupernetConfig.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"SupernetConfig.{name} must be a positive integer, got {value!r}")
         for name in ("warmup_epochs", "train_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
-                raise ValueError(f"SupernetConfig.{name} must be a non-negative integer, got {value!r}")
+                raise ConfigError(f"SupernetConfig.{name} must be a non-negative integer, got {value!r}")
         if not isinstance(self.actor_cpus, (int, float)) or self.actor_cpus < 0:
-            raise ValueError(f"SupernetConfig.actor_cpus must be a number >= 0, got {self.actor_cpus!r}")
+            raise ConfigError(f"SupernetConfig.actor_cpus must be a number >= 0, got {self.actor_cpus!r}")
         if not self.lr > 0 or not 0 <= self.lr_min <= self.lr or self.weight_decay < 0:
-            raise ValueError(f"SupernetConfig needs lr > 0, 0 <= lr_min <= lr and weight_decay >= 0, got "
+            raise ConfigError(f"SupernetConfig needs lr > 0, 0 <= lr_min <= lr and weight_decay >= 0, got "
                              f"lr={self.lr}, lr_min={self.lr_min}, weight_decay={self.weight_decay}")
 
 
@@ -270,7 +271,7 @@ class SupernetEvaluator(Evaluator):
     def __init__(self, config: SupernetConfig | None = None, *, backend: str = "auto", actor_name: str | None = None,
                  data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
         if backend not in ("auto", "actor", "local"):
-            raise ValueError(f"SupernetEvaluator backend must be auto, actor or local, got {backend!r}")
+            raise ConfigError(f"SupernetEvaluator backend must be auto, actor or local, got {backend!r}")
         if data_dir is not None:
             overrides["data_dir"] = str(data_dir)
         self.config = dataclasses.replace(config or SupernetConfig(), **overrides)

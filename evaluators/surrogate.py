@@ -1,5 +1,5 @@
 """An evaluator that predicts instead of measuring: a trained performance predictor (``nas-ray
-train-predictor``; METHODS.md §2.5, §3.4) scores architectures in milliseconds.
+train-predictor``) scores architectures in milliseconds.
 
 Its numbers are predictions, and every result says so: ``evaluate`` returns ``"surrogate": 1.0``
 beside the prediction, and ``describe()`` names the checkpoint ("predicted by ..., not measured").

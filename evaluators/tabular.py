@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from nas_ray.errors import ArchitectureNotInTable, UnknownName
+from nas_ray.errors import ArchitectureNotInTable, ConfigError, UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.evaluators.tables import (
     Table,
@@ -43,7 +43,7 @@ class TabularEvaluator(Evaluator):
             if col not in table.columns:
                 raise UnknownName(f"table {table.name} has no column {col!r}; its columns: {', '.join(table.columns)}")
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+            raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
         self.table = table
         self.space = table.space
         self.reward = reward

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.evaluators.base import Evaluator, Step
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace, get_space
@@ -84,25 +84,25 @@ class TrainingConfig:
                     "num_threads": self.num_threads}
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainingConfig.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"TrainingConfig.{name} must be a positive integer, got {value!r}")
         if self.max_train_samples is not None and (not isinstance(self.max_train_samples, int)
                                                    or self.max_train_samples < 1):
-            raise ValueError(f"TrainingConfig.max_train_samples must be None or >= 1, got {self.max_train_samples!r}")
+            raise ConfigError(f"TrainingConfig.max_train_samples must be None or >= 1, got {self.max_train_samples!r}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"TrainingConfig needs lr > 0, weight_decay >= 0 and 0 <= momentum < 1, got lr={self.lr}, "
                 f"weight_decay={self.weight_decay}, momentum={self.momentum}"
             )
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"TrainingConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ConfigError(f"TrainingConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainingConfig.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            raise ConfigError(f"TrainingConfig.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"TrainingConfig.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+            raise ConfigError(f"TrainingConfig.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainingConfig.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+            raise ConfigError(f"TrainingConfig.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.channels_last not in ("auto", "on", "off"):
-            raise ValueError(f"TrainingConfig.channels_last must be auto, on or off, got {self.channels_last!r}")
+            raise ConfigError(f"TrainingConfig.channels_last must be auto, on or off, got {self.channels_last!r}")
 
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         """The autocast dtype of training on ``device`` (None: full precision)."""
@@ -425,11 +425,11 @@ class TrainingEvaluator(Evaluator):
     def _check_restore(self, restore: Mapping[str, Any], arch_hash: str) -> int:
         missing = {"epoch", "hash", "seed", "model", "optimizer", "rng"} - set(restore)
         if missing:
-            raise ValueError(f"restore state lacks {', '.join(sorted(missing))}; pass a Step.state of iterate()")
+            raise ConfigError(f"restore state lacks {', '.join(sorted(missing))}; pass a Step.state of iterate()")
         if restore["hash"] != arch_hash:
-            raise ValueError(f"restore state is of architecture {restore['hash']}, not of {arch_hash}")
+            raise ConfigError(f"restore state is of architecture {restore['hash']}, not of {arch_hash}")
         if restore["seed"] != self.config.seed:
-            raise ValueError(
+            raise ConfigError(
                 f"restore state was trained with seed {restore['seed']}, this evaluator has {self.config.seed}"
             )
         return int(restore["epoch"])
@@ -539,7 +539,7 @@ class ImageTrainingEvaluator(TrainingEvaluator):
 
             raise UnknownName(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASETS)} (or an ImageData)")
         if not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
-            raise ValueError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
+            raise ConfigError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
         self.data_dir = None if data_dir is None else str(data_dir)
         self.val_size, self.split_seed, self.train_fraction = val_size, split_seed, float(train_fraction)
         self.preset = preset or DEFAULT_PRESETS.get((self.dataset, space_obj.name))
@@ -547,7 +547,7 @@ class ImageTrainingEvaluator(TrainingEvaluator):
         known = network_options(space_obj.name, self.preset)
         unknown = sorted(set(network) - set(known))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown option {unknown[0]!r}: neither a training option ({', '.join(sorted(fields))}) nor a "
                 f"{space_obj.name} network option ({', '.join(known)})"
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nas_ray.errors import ConfigError
 
 # Published 100-query anchors on NB201 test accuracy: GraphPNAS paper, and random
 # search reproduced on this table over 500 seeds.
@@ -27,7 +28,7 @@ def _evaluator_for(space: str, dataset: str | None, evaluator: str | None, data_
         tables = {"nasbench201": f"table:nasbench201:{dataset or 'cifar10'}", "enas-macro": "table:enas6",
                   "nasbench101": "table:nasbench101"}
         if space not in tables:
-            raise ValueError(f"no benchmark table for space {space!r}; pass --evaluator table:...")
+            raise ConfigError(f"no benchmark table for space {space!r}; pass --evaluator table:...")
         evaluator = tables[space]
     return get_evaluator(evaluator, data_dir=data_dir)
 
@@ -123,9 +124,9 @@ def run_bench(
     if cost is not None or pareto:
         table = getattr(ev, "table", None)
         if table is None:
-            raise ValueError("a multi-objective benchmark needs a table evaluator (its worst point is the reference)")
+            raise ConfigError("a multi-objective benchmark needs a table evaluator (its worst point is the reference)")
         if cost is None or cost not in table.columns:
-            raise ValueError(f"cost must be a column of table {table.name}: {', '.join(table.columns)}")
+            raise ConfigError(f"cost must be a column of table {table.name}: {', '.join(table.columns)}")
         multi = {"cost": cost, "lam": float(lam), "pareto": bool(pareto),
                  "reference": (float(np.nanmin(table.column(reported))), float(np.nanmax(table.column(cost))))}
     data_dir = str(data_dir) if data_dir is not None else None

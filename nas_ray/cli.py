@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from nas_ray.errors import ConfigError, NasRayError
 
 EXIT_USAGE = 2
 
@@ -136,7 +137,7 @@ def _load_config(path: str | None) -> dict[str, Any]:
         raise UsageError(f"--config: {path}{where} is not valid YAML: {problem}") from None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
         raise UsageError(f"--config: {path} is not valid YAML: nested too deeply") from None
-    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise ValueError, KeyError, IndexError... on bad scalars
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise ConfigError, KeyError, IndexError... on bad scalars
         reason = (str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).splitlines() or [""])[0]
         raise UsageError(f"--config: {path} is not valid YAML: bad scalar value ({type(exc).__name__}: {reason})") from None
     if not isinstance(data, dict):
@@ -672,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.set_defaults(func=cmd_train_encoder)
 
     vm = sub.add_parser("vae-metrics", help="reconstruction, validity, uniqueness, novelty and GP fit of a pretrained VAE",
-                        description="D-VAE's protocol (METHODS.md 0.4, 6), printed beside the published table.")
+                        description="D-VAE's protocol (Zhang et al., NeurIPS 2019), printed beside the published table.")
     vm.add_argument("checkpoint")
     vm.add_argument("--data", default="auto", help="the graphs to test on (as for pretrain; default auto)")
     vm.add_argument("--data-dir")
@@ -733,14 +734,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nas-ray: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001
-        from nas_ray.errors import NasRayError
-
-        if isinstance(exc, (NasRayError, ValueError, KeyError, TypeError)) and not os.environ.get("NAS_RAY_DEBUG"):
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"nas-ray: error: {message}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+    except NasRayError as exc:
+        # nas-ray's own errors describe bad input in one line; anything else is a bug and keeps its traceback.
+        if os.environ.get("NAS_RAY_DEBUG"):
+            raise
+        print(f"nas-ray: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

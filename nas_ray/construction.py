@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas_ray.errors import IllegalAction, InvalidArchitecture
+from nas_ray.errors import ConfigError, IllegalAction, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import INPUT, OUTPUT, SearchSpace, StepMasks
 
@@ -56,7 +56,7 @@ class Builder:
 
     def __init__(self, space: SearchSpace) -> None:
         if space.max_nodes is None:
-            raise ValueError(f"space {space.name} has no max_nodes; step-by-step construction needs a bound")
+            raise ConfigError(f"space {space.name} has no max_nodes; step-by-step construction needs a bound")
         self.space = space
         self.max_nodes = int(space.max_nodes)
         self.node_types = tuple(space.node_types)

@@ -11,6 +11,14 @@ class NasRayError(Exception):
     """Base class of nas-ray's own errors."""
 
 
+class ConfigError(NasRayError, ValueError):
+    """An option, setting or argument has a value nas-ray cannot use; the message names it and why."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An option or argument has the wrong type (or an unknown name) for the call it was given to."""
+
+
 class InvalidArchitecture(NasRayError, ValueError):
     """An architecture (or its JSON / native form) is malformed or not a member of a search space."""
 

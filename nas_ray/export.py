@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas_ray.errors import DataFileError
+from nas_ray.errors import ConfigError, DataFileError
 from nas_ray.graph import Architecture
 
 if TYPE_CHECKING:
@@ -140,9 +140,9 @@ def export_model(
     table = pd.read_csv(csv, dtype={"trial_id": str, "hash": str})
     ok = table[table["status"] == "ok"]
     if not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank must be a positive integer, got {rank!r}")
+        raise ConfigError(f"rank must be a positive integer, got {rank!r}")
     if len(ok) < rank:
-        raise ValueError(f"{csv}: rank {rank} asked, but the search has {len(ok)} successful evaluations")
+        raise ConfigError(f"{csv}: rank {rank} asked, but the search has {len(ok)} successful evaluations")
     ok = ok.sort_values(["reward", "query"], ascending=[summary.get("mode", "max") == "min", True], kind="stable")
     row = ok.iloc[rank - 1]
     arch = Architecture.from_json(row["arch"])
@@ -161,7 +161,7 @@ def export_model(
                    "in_channels": 3}
     if num_classes is not None or in_channels is not None or preset is not None:
         if state_dict is not None:
-            raise ValueError("--num-classes / --in-channels / --preset change the network; they apply only to an "
+            raise ConfigError("--num-classes / --in-channels / --preset change the network; they apply only to an "
                              "untrained export (this search trained the network)")
         network.update({k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels),
                                           ("preset", preset)) if v is not None})

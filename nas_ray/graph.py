@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx
@@ -210,7 +210,7 @@ class Architecture:
 def _as_matrix(matrix: Any) -> np.ndarray:
     try:
         m = np.array(matrix)
-    except Exception as exc:  # ragged lists raise ValueError in numpy >= 1.24
+    except Exception as exc:  # ragged lists raise ConfigError in numpy >= 1.24
         raise InvalidArchitecture(f"matrix is not a square 0/1 array: {exc}") from None
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise InvalidArchitecture(f"matrix must be square, got shape {m.shape}")

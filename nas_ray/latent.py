@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_ray.errors import DataFileError, InvalidArchitecture
+from nas_ray.errors import ConfigError, DataFileError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import SearchSpace
 
@@ -66,15 +66,15 @@ def vae_dataset(space: SearchSpace, data: str = "auto", data_dir: str | os.PathL
         try:
             n = int(data.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"--data {data!r}: expected sample:N with an integer N") from None
+            raise ConfigError(f"--data {data!r}: expected sample:N with an integer N") from None
         if n < 2:
-            raise ValueError(f"--data {data!r}: N must be at least 2")
+            raise ConfigError(f"--data {data!r}: N must be at least 2")
         archs = space_graphs(space, n, seed=seed)
         return VAEData(*_split(archs, None, seed, test_fraction), source=f"{len(archs)} random graphs of {space.name}")
     if data == "table":
         if space.name == "enas-macro":
             if space.options().get("num_layers") != 6:
-                raise ValueError("--data table: the ENAS table (D-VAE's ENAS-6 file) has 6-layer networks; use --space-option num_layers=6")
+                raise ConfigError("--data table: the ENAS table (D-VAE's ENAS-6 file) has 6-layer networks; use --space-option num_layers=6")
             from nas_ray.evaluators.tables import enas6_vae_split
 
             tr, ytr, te, yte = enas6_vae_split(data_dir, seed=seed)
@@ -93,10 +93,10 @@ def vae_dataset(space: SearchSpace, data: str = "auto", data_dir: str | os.PathL
             archs = list(table.archs)
             y = np.asarray(table.column(table.columns[0]), dtype=float)
             return VAEData(*_split(archs, y, seed, test_fraction), source=f"the {len(archs)}-cell NB101 sample")
-        raise ValueError(f"--data table: no benchmark table for space {space.name}; use sample:N or a JSON file")
+        raise ConfigError(f"--data table: no benchmark table for space {space.name}; use sample:N or a JSON file")
     path = Path(data)
     if not path.is_file():
-        raise ValueError(f"--data {data!r}: not auto, table, sample:N or an existing JSON file")
+        raise ConfigError(f"--data {data!r}: not auto, table, sample:N or an existing JSON file")
     try:
         items = json.loads(path.read_text())
         archs = [Architecture.from_dict(d) for d in items]

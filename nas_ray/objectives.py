@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_ray.errors import UnknownName
+from nas_ray.errors import ConfigError, UnknownName
 from nas_ray.evaluators.base import Evaluator, Step
 from nas_ray.graph import Architecture
 
@@ -70,15 +70,15 @@ class Objective:
 
     def __post_init__(self) -> None:
         if not isinstance(self.lam, (int, float)) or not math.isfinite(self.lam) or self.lam < 0:
-            raise ValueError(f"objective lam must be a finite number >= 0, got {self.lam!r}")
+            raise ConfigError(f"objective lam must be a finite number >= 0, got {self.lam!r}")
         if not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) or self.scale <= 0:
-            raise ValueError(f"objective scale must be a finite number > 0, got {self.scale!r}")
+            raise ConfigError(f"objective scale must be a finite number > 0, got {self.scale!r}")
         if self.pareto and self.cost is None:
-            raise ValueError("a pareto objective needs a cost metric (cost=None given)")
+            raise ConfigError("a pareto objective needs a cost metric (cost=None given)")
         if not self.metric:
-            raise ValueError("objective metric must be a non-empty name")
+            raise ConfigError("objective metric must be a non-empty name")
         if self.cost is not None and not self.cost:
-            raise ValueError("objective cost must be a non-empty name or None")
+            raise ConfigError("objective cost must be a non-empty name or None")
 
     @staticmethod
     def _get(metrics: Mapping[str, float], key: str, what: str) -> float:
@@ -94,7 +94,7 @@ class Objective:
             return value
         cost = self._get(metrics, self.cost, "cost")
         if not math.isfinite(cost) or cost <= 0:
-            raise ValueError(f"objective cost {self.cost!r} must be finite and > 0 for ln(cost), got {cost!r}")
+            raise ConfigError(f"objective cost {self.cost!r} must be finite and > 0 for ln(cost), got {cost!r}")
         return value / self.scale - self.lam * math.log(cost)
 
     def scores(self, acc: np.ndarray, cost: np.ndarray | None = None) -> np.ndarray:
@@ -104,12 +104,12 @@ class Objective:
         if self.cost is None:
             return a.copy()
         if cost is None:
-            raise ValueError(f"objective {self.label()} needs the cost array, got None")
+            raise ConfigError(f"objective {self.label()} needs the cost array, got None")
         c = np.asarray(cost, dtype=np.float64)
         present = ~np.isnan(c)
         bad = present & ~((c > 0) & np.isfinite(c))
         if bad.any():
-            raise ValueError(f"objective cost {self.cost!r} must be finite and > 0 for ln(cost), got {c[bad][0]!r}")
+            raise ConfigError(f"objective cost {self.cost!r} must be finite and > 0 for ln(cost), got {c[bad][0]!r}")
         with np.errstate(invalid="ignore"):
             return a / self.scale - self.lam * np.log(c)
 
@@ -134,12 +134,12 @@ class ObjectiveEvaluator(Evaluator):
         objective = Objective(metric=inner.metric) if objective is None else objective
         if objective.cost is not None:
             if inner.mode != "max":
-                raise ValueError(
+                raise ConfigError(
                     f"objective {objective.label()} needs a higher-is-better metric, but {type(inner).__name__} "
                     f"optimises {inner.metric!r} with mode {inner.mode!r}"
                 )
             if "score" in (objective.metric, objective.cost):
-                raise ValueError(f"objective {objective.label()} cannot read a metric named 'score': it writes that key")
+                raise ConfigError(f"objective {objective.label()} cannot read a metric named 'score': it writes that key")
         self.inner = inner
         self.objective = objective
         # ``metric_scale``: what the optimised metric is divided by to be a fraction (the score already is one)
@@ -189,7 +189,7 @@ class ObjectiveEvaluator(Evaluator):
             last = step
             yield step
         if last is None:
-            raise ValueError(f"{type(self.inner).__name__} reported no step for {arch}")
+            raise ConfigError(f"{type(self.inner).__name__} reported no step for {arch}")
         if "score" not in last.metrics:
             self.objective.score(last.metrics)  # raises the error naming the missing key
 
@@ -218,7 +218,7 @@ def _pair(acc: Any, cost: Any) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(acc, dtype=np.float64).reshape(-1)
     c = np.asarray(cost, dtype=np.float64).reshape(-1)
     if a.shape != c.shape:
-        raise ValueError(f"accuracy and cost arrays differ in length: {a.size} vs {c.size}")
+        raise ConfigError(f"accuracy and cost arrays differ in length: {a.size} vs {c.size}")
     return a, c
 
 
@@ -310,11 +310,11 @@ def reference_point(acc: Any, cost: Any, margin: float = 0.1) -> tuple[float, fl
     """A reference point from the data: the worst accuracy minus ``margin`` times the accuracy range and
     the worst cost plus ``margin`` times the cost range (a zero range uses the value's magnitude, or 1)."""
     if not math.isfinite(margin) or margin < 0:
-        raise ValueError(f"reference_point margin must be finite and >= 0, got {margin!r}")
+        raise ConfigError(f"reference_point margin must be finite and >= 0, got {margin!r}")
     a, c = _pair(acc, cost)
     ok = np.isfinite(a) & np.isfinite(c)
     if not ok.any():
-        raise ValueError("reference_point needs at least one point with finite accuracy and cost")
+        raise ConfigError("reference_point needs at least one point with finite accuracy and cost")
     a, c = a[ok], c[ok]
 
     def span(x: np.ndarray, worst: float) -> float:

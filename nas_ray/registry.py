@@ -6,7 +6,7 @@ import importlib
 import inspect
 from typing import Any, Generic, TypeVar
 
-from nas_ray.errors import UnknownName
+from nas_ray.errors import ConfigError, ConfigTypeError, UnknownName
 
 T = TypeVar("T")
 
@@ -22,11 +22,11 @@ class Registry(Generic[T]):
 
     def register(self, name: str, cls: type[T] | str, *, overwrite: bool = False) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+            raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries and not overwrite:
-            raise ValueError(f"a {self.kind} named {name!r} is already registered (pass overwrite=True to replace it)")
+            raise ConfigError(f"a {self.kind} named {name!r} is already registered (pass overwrite=True to replace it)")
         if not isinstance(cls, str) and not (inspect.isclass(cls) and issubclass(cls, self.base)):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"registering {self.kind} {name!r} needs a {self.base.__name__} subclass or 'module:Class', got {cls!r}"
             )
         self._entries[name] = cls
@@ -54,7 +54,7 @@ class Registry(Generic[T]):
         if takes is not None:
             unknown = [k for k in options if k not in takes[len(args):]]
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.kind} {name!r} has no option {unknown[0]!r}; its options: {', '.join(takes[len(args):]) or 'none'}"
                 )
         return cls(*args, **options)

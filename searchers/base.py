@@ -15,6 +15,7 @@ from ray.tune.search import Searcher
 
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace, get_space
+from nas_ray.errors import ConfigError, ConfigTypeError
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +62,11 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         max_retries: int = 20,
     ) -> None:
         if mode not in (None, "max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+            raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
         super().__init__(metric=metric, mode=mode)
         self.space = get_space(space) if isinstance(space, str) else space
         if not isinstance(self.space, SearchSpace):
-            raise TypeError(f"space must be a SearchSpace or a registered name, got {space!r}")
+            raise ConfigTypeError(f"space must be a SearchSpace or a registered name, got {space!r}")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.max_retries = int(max_retries)
@@ -101,7 +102,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
             self._metric = metric
         if mode:
             if mode not in ("max", "min"):
-                raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+                raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
             self._mode = mode
         return True
 
@@ -187,7 +188,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
     def set_state(self, state: dict[str, Any]) -> None:
         state = dict(state)
         if state.pop("__version__", None) != _STATE_VERSION:
-            raise ValueError("searcher state was written by an incompatible nas-ray version")
+            raise ConfigError("searcher state was written by an incompatible nas-ray version")
         name, options = state.pop("space")
         if (name, options) != (self.space.name, self.space.options()):
             self.space = get_space(name, **options)

@@ -8,6 +8,7 @@ from collections import deque
 from nas_ray.graph import Architecture
 from nas_ray.searchers.base import ArchitectureSearcher
 from nas_ray.spaces import SearchSpace
+from nas_ray.errors import ConfigError
 
 
 class RegularizedEvolution(ArchitectureSearcher):
@@ -35,7 +36,7 @@ class RegularizedEvolution(ArchitectureSearcher):
     ) -> None:
         super().__init__(space, **kwargs)
         if population_size < 1 or not 1 <= sample_size <= population_size:
-            raise ValueError(
+            raise ConfigError(
                 f"evolution needs population_size >= 1 and 1 <= sample_size <= population_size, "
                 f"got {population_size} and {sample_size}"
             )

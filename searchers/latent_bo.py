@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from nas_ray.data import cache_dir
-from nas_ray.errors import CheckpointError
+from nas_ray.errors import CheckpointError, ConfigError
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphCodec
 from nas_ray.models.vae_training import MODELS, PretrainConfig, encode_archs, load_model, pretrain, space_graphs
@@ -120,19 +120,19 @@ class LatentBOSearcher(ArchitectureSearcher):
     ) -> None:
         super().__init__(space, **options)
         if initial not in ("random", "bins"):
-            raise ValueError(f"latent-bo: initial must be 'random' or 'bins', got {initial!r}")
+            raise ConfigError(f"latent-bo: initial must be 'random' or 'bins', got {initial!r}")
         if decode_choice not in ("most-frequent", "first-valid"):
-            raise ValueError(f"latent-bo: decode_choice must be 'most-frequent' or 'first-valid', got {decode_choice!r}")
+            raise ConfigError(f"latent-bo: decode_choice must be 'most-frequent' or 'first-valid', got {decode_choice!r}")
         if target not in ("copula", "raw"):
-            raise ValueError(f"latent-bo: target must be 'copula' or 'raw', got {target!r}")
+            raise ConfigError(f"latent-bo: target must be 'copula' or 'raw', got {target!r}")
         if acquisition not in ("pool", "decode"):
-            raise ValueError(f"latent-bo: acquisition must be 'pool' or 'decode', got {acquisition!r}")
+            raise ConfigError(f"latent-bo: acquisition must be 'pool' or 'decode', got {acquisition!r}")
         if grid not in ("uniform", "normal"):
-            raise ValueError(f"latent-bo: grid must be 'uniform' or 'normal', got {grid!r}")
+            raise ConfigError(f"latent-bo: grid must be 'uniform' or 'normal', got {grid!r}")
         for key, value in (("batch_size", batch_size), ("num_initial", num_initial), ("decodes", decodes), ("grid_size", grid_size),
                            ("pool_size", pool_size)):
             if int(value) < 1:
-                raise ValueError(f"latent-bo: {key} must be at least 1, got {value}")
+                raise ConfigError(f"latent-bo: {key} must be at least 1, got {value}")
         self.model_spec = str(model)
         self.pretrain_options = dict(pretrain or {})
         self.pretrain_graphs = int(pretrain_graphs)
@@ -144,7 +144,7 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.acquisition = acquisition
         self.target = target
         if not 0 <= local_fraction <= 1:
-            raise ValueError(f"latent-bo: local_fraction must be in [0, 1], got {local_fraction}")
+            raise ConfigError(f"latent-bo: local_fraction must be in [0, 1], got {local_fraction}")
         self.local_fraction, self.local_top, self.local_samples = float(local_fraction), int(local_top), int(local_samples)
         self.pool_size = int(pool_size)
         self.pool_seed = int(self.rng.integers(2**31))

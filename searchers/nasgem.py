@@ -1,4 +1,4 @@
-"""``nasgem``: NASGEM's bootstrap optimisation on a kernel-guided graph embedding (METHODS.md §4).
+"""``nasgem``: NASGEM's bootstrap optimisation on a kernel-guided graph embedding (Cheng et al., NASGEM, AAAI 2021).
 
 A frozen encoder (trained once per space so that embedding cosine similarity matches the
 Weisfeiler-Lehman kernel; auto-trained and cached under ``$NAS_RAY_CACHE`` unless a checkpoint of
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from nas_ray.data import cache_dir
-from nas_ray.errors import CheckpointError
+from nas_ray.errors import CheckpointError, ConfigError, ConfigTypeError, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.models.nasgem import (
     AdjacencyFeatures,
@@ -53,7 +53,7 @@ from nas_ray.spaces import SearchSpace
 
 logger = logging.getLogger(__name__)
 
-#: the encoder trained when none is given: METHODS' defaults, with fewer iterations for a laptop
+#: the encoder trained when none is given: the paper's defaults, with fewer iterations for a laptop
 AUTO_ENCODER: dict[str, Any] = {"pairs": 50_000, "iterations": 5_000}
 _EXCLUDED_STATE = ("encoder", "features")
 
@@ -100,13 +100,13 @@ class NASGEMSearcher(ArchitectureSearcher):
         for key, value in (("num_initial", num_initial), ("candidates", candidates), ("batch_size", batch_size),
                            ("fit_steps", fit_steps)):
             if int(value) < 1:
-                raise ValueError(f"nasgem: {key} must be >= 1, got {value!r}")
+                raise ConfigError(f"nasgem: {key} must be >= 1, got {value!r}")
         if not 0.0 < float(refresh) <= 1.0:
-            raise ValueError(f"nasgem: refresh must be in (0, 1], got {refresh!r}")
+            raise ConfigError(f"nasgem: refresh must be in (0, 1], got {refresh!r}")
         if isinstance(objective, Mapping):
             objective = Objective(**objective)
         if objective is not None and not isinstance(objective, Objective):
-            raise TypeError(f"nasgem: objective must be an Objective or a dict of its fields, got {objective!r}")
+            raise ConfigTypeError(f"nasgem: objective must be an Objective or a dict of its fields, got {objective!r}")
         self.objective = objective
         self.pareto = bool(objective is not None and objective.pareto)
         self.encoder_spec = encoder
@@ -183,10 +183,10 @@ class NASGEMSearcher(ArchitectureSearcher):
         result, obj = self._result or {}, self.objective
         missing = [k for k in (obj.metric, obj.cost) if k not in result]
         if missing:
-            raise KeyError(f"nasgem (pareto): the result has no {', '.join(map(repr, missing))}; it reports {', '.join(sorted(result))}")
+            raise UnknownName(f"nasgem (pareto): the result has no {', '.join(map(repr, missing))}; it reports {', '.join(sorted(result))}")
         acc, cost = float(result[obj.metric]), float(result[obj.cost])
         if not (math.isfinite(cost) and cost > 0):
-            raise ValueError(f"nasgem (pareto): cost {obj.cost} must be positive and finite, got {cost}")
+            raise ConfigError(f"nasgem (pareto): cost {obj.cost} must be positive and finite, got {cost}")
         return [acc, math.log(cost)]
 
     def _observe(self, arch: Architecture, arch_hash: str, score: float) -> None:

@@ -56,7 +56,7 @@ from torch import Tensor
 
 from nas_ray.construction import OBS_KEYS, Builder, PartialGraph
 from nas_ray.envs.design import ArchitectureDesignEnv
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
 from nas_ray.models.graphpnas import GeneratorConfig, GraphPNASGenerator, NodeDistribution, graph_log_likelihood
@@ -104,7 +104,7 @@ def unpack_distribution(inputs: Tensor, num_types: int, max_nodes: int, mixtures
     D, N, K = num_types, max_nodes, mixtures
     sizes = [D, K, K * N, N, N, D, D]
     if inputs.shape[-1] != sum(sizes):
-        raise ValueError(f"action_dist_inputs has {inputs.shape[-1]} columns, expected {sum(sizes)} (D={D}, N={N}, K={K})")
+        raise ConfigError(f"action_dist_inputs has {inputs.shape[-1]} columns, expected {sum(sizes)} (D={D}, N={N}, K={K})")
     op, mix, edge, mask, req, lo, hi = inputs.split(sizes, -1)
     return NodeDistribution(
         op, mix, edge.reshape(-1, K, N), mask > 0.5, req > 0.5, lo.round().long(), hi.round().long()
@@ -237,7 +237,7 @@ class AddEpisodeColumns(ConnectorV2):
             index = ep.custom_data.get(EPISODE_INDEX)
             advantage = ep.custom_data.get(EPISODE_ADVANTAGE)
             if index is None or advantage is None:
-                raise ValueError("GraphPNAS learner: an episode without episode_index / episode_advantage in custom_data")
+                raise ConfigError("GraphPNAS learner: an episode without episode_index / episode_advantage in custom_data")
             self.add_n_batch_items(batch, EPISODE_INDEX, items_to_add=[np.int64(index)] * n, num_items=n, single_agent_episode=ep)
             self.add_n_batch_items(
                 batch, EPISODE_ADVANTAGE, items_to_add=[np.float32(advantage)] * n, num_items=n, single_agent_episode=ep
@@ -555,13 +555,13 @@ class REINFORCEConfig(AlgorithmConfig):
             self.search_evaluator = evaluator
         if budget is not NotProvided:
             if budget is not None and (not isinstance(budget, int) or budget <= 0):
-                raise ValueError(f"budget must be a positive number of architectures, got {budget!r}")
+                raise ConfigError(f"budget must be a positive number of architectures, got {budget!r}")
             self.search_budget = budget
         if data_dir is not NotProvided:
             self.search_data_dir = None if data_dir is None else str(data_dir)
         if evaluation is not NotProvided:
             if evaluation not in EVALUATION_MODES:
-                raise ValueError(f"evaluation must be one of {', '.join(EVALUATION_MODES)}, got {evaluation!r}")
+                raise ConfigError(f"evaluation must be one of {', '.join(EVALUATION_MODES)}, got {evaluation!r}")
             self.search_evaluation = evaluation
         if invalid_reward is not NotProvided:
             self.search_invalid_reward = float(invalid_reward)
@@ -632,13 +632,13 @@ class REINFORCEConfig(AlgorithmConfig):
         self.lr = gp.lr
         self.grad_clip = gp.grad_clip
         if self.num_learners > 1:
-            raise ValueError("REINFORCE needs whole graphs per update: use num_learners 0 or 1")
+            raise ConfigError("REINFORCE needs whole graphs per update: use num_learners 0 or 1")
         if self.gym_env_vectorize_mode not in ("sync", gym.VectorizeMode.SYNC, "SYNC"):
-            raise ValueError("REINFORCE evaluates architectures inside the environments: use gym_env_vectorize_mode='sync'")
+            raise ConfigError("REINFORCE evaluates architectures inside the environments: use gym_env_vectorize_mode='sync'")
         space = self.space()
         ev = self.evaluator()
         if ev is not None and (ev.space.name, ev.space.options()) != (space.name, space.options()):
-            raise ValueError(f"the evaluator scores {ev.space!r} architectures, not {space!r}")
+            raise ConfigError(f"the evaluator scores {ev.space!r} architectures, not {space!r}")
         self.env = SearchDesignEnv
         self.env_config = {
             "space": space,
@@ -668,7 +668,7 @@ class REINFORCE(Algorithm):
     def setup(self, config: Any) -> None:
         evaluator = config.get("search_evaluator") if isinstance(config, dict) else getattr(config, "search_evaluator", None)
         if evaluator is None:
-            raise ValueError("REINFORCE needs an evaluator: REINFORCEConfig().search(evaluator=...)")
+            raise ConfigError("REINFORCE needs an evaluator: REINFORCEConfig().search(evaluator=...)")
         super().setup(config)
         cfg = self.config
         self.search_space = cfg.space()

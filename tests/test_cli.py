@@ -72,6 +72,26 @@ def test_bad_input_is_one_line_and_exit_2(capsys, data_dir: Path, argv: list[str
     fails_cleanly(capsys, [a.replace("{data}", str(data_dir)) for a in argv], message)
 
 
+def test_a_bug_keeps_its_traceback(monkeypatch, capsys) -> None:  # noqa: ANN001
+    """Only nas-ray's own errors become a one-line exit 2; a plain ValueError from a bug propagates."""
+    import nas_ray.cli as cli
+
+    def broken(args):  # noqa: ANN001, ANN202
+        raise ValueError("internal invariant broken")
+
+    monkeypatch.setattr(cli, "cmd_spaces", broken)
+    with pytest.raises(ValueError, match="internal invariant broken"):
+        main(["spaces"])
+    from nas_ray.errors import ConfigError
+
+    def bad_option(args):  # noqa: ANN001, ANN202
+        raise ConfigError("spaces: --foo must be positive, got -1")
+
+    monkeypatch.setattr(cli, "cmd_spaces", bad_option)
+    assert main(["spaces"]) == 2
+    assert capsys.readouterr().err.strip() == "nas-ray: error: spaces: --foo must be positive, got -1"
+
+
 def test_bad_files(capsys, tmp_path: Path) -> None:  # noqa: ANN001
     bad_json = tmp_path / "arch.json"
     bad_json.write_text('{"ops": ["input", "output"], "matrix": [[0, 1], [0, 0]')

@@ -3,7 +3,7 @@
 Asynchronous message passing: a vertex's state is computed only after all its predecessors', by a
 GRU whose input is the vertex's type (one-hot, or a learned embedding in DVAE-EMB) and whose hidden
 state is the gated sum of its predecessors' states, each with a one-hot of the predecessor's index
-appended. Sizes and the code's behaviour follow METHODS.md §1.2–1.3: hidden 501, latent 56,
+appended. Sizes and the code's behaviour follow the D-VAE and DVAE-EMB papers and their official code: hidden 501, latent 56,
 bidirectional encoder, a decoder GRU of its own that shares the forward gate and mapper, types
 predicted from the last vertex's state, edges decided from the newest vertex back to vertex 0 with
 the new vertex's state recomputed after every decision, and the output vertex wired to every loose
@@ -334,7 +334,7 @@ class DVAE(GraphVAE):
 
 
 class DVAEEmb(DVAE):
-    """DVAE-EMB: D-VAE with a learned 3-dimensional operation embedding (METHODS.md §1.3)."""
+    """DVAE-EMB: D-VAE with a learned 3-dimensional operation embedding (Chatzianastasis et al. 2021)."""
 
     name = "dvae-emb"
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import SearchSpace
 
@@ -119,7 +119,7 @@ class GraphCodec:
 
     def __init__(self, space: SearchSpace) -> None:
         if space.max_nodes is None:
-            raise ValueError(f"{space.name}: a graph VAE needs a space with a node limit (max_nodes)")
+            raise ConfigError(f"{space.name}: a graph VAE needs a space with a node limit (max_nodes)")
         self.space = space
         self.node_types = tuple(space.node_types)
         self.num_types = len(self.node_types)
@@ -183,9 +183,9 @@ class GraphVAE(nn.Module, abc.ABC):
     def __init__(self, num_types: int, max_nodes: int, latent_dim: int) -> None:
         super().__init__()
         if num_types < 3:
-            raise ValueError(f"a graph VAE needs at least 3 node types (input, an op, output), got {num_types}")
+            raise ConfigError(f"a graph VAE needs at least 3 node types (input, an op, output), got {num_types}")
         if max_nodes < 2:
-            raise ValueError(f"max_nodes must be at least 2, got {max_nodes}")
+            raise ConfigError(f"max_nodes must be at least 2, got {max_nodes}")
         self.num_types = int(num_types)
         self.max_nodes = int(max_nodes)
         self.latent_dim = int(latent_dim)
@@ -249,7 +249,7 @@ class GraphVAE(nn.Module, abc.ABC):
         ``reduction="code"``: the published codes' reductions (KL summed over the batch, the
         reconstruction as ``recon_reduction``); ``"mean"``: both averaged over the graphs of the batch."""
         if reduction not in ("code", "mean"):
-            raise ValueError(f"reduction must be 'code' or 'mean', got {reduction!r}")
+            raise ConfigError(f"reduction must be 'code' or 'mean', got {reduction!r}")
         mu, logvar = self.encode(batch)
         z = self.reparameterize(mu, logvar, eps_scale)
         nll = self.reconstruction_nll(batch, z)

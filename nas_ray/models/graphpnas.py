@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from nas_ray.construction import OBS_KEYS, BatchBuild, Builder, Trajectory
-from nas_ray.errors import UnknownName
+from nas_ray.errors import ConfigError, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import SearchSpace
 
@@ -309,7 +309,7 @@ class GraphPNASGenerator(nn.Module):
         N, D, H = self.max_nodes, self.num_types, config.hidden
         extra = N + (D if config.op_features else 0)
         if H - extra < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden={H} leaves no room for the node features of {N} nodes and {D} node types "
                 f"(needs hidden > {extra}); raise hidden or set op_features=False"
             )
@@ -448,7 +448,7 @@ class GraphPNASGenerator(nn.Module):
         """``num`` graphs of ``space``, built together: one GNN pass per node index."""
         builder = builder or Builder(space)
         if (builder.max_nodes, builder.num_types) != (self.max_nodes, self.num_types):
-            raise ValueError(
+            raise ConfigError(
                 f"this generator builds graphs of {self.max_nodes} nodes over {self.num_types} node types; "
                 f"space {space.name} has {builder.max_nodes} and {builder.num_types}"
             )
@@ -475,7 +475,7 @@ def graph_log_likelihood(
     ``num_nodes`` (nodes before the step)."""
     if edge_norm is None or op_norm is None:
         if num_nodes is None:
-            raise ValueError("graph_log_likelihood needs the norms or the steps' num_nodes")
+            raise ConfigError("graph_log_likelihood needs the norms or the steps' num_nodes")
         ones = torch.ones_like(lp_op)
         op_norm = torch.zeros(num_graphs, dtype=lp_op.dtype).index_add_(0, graph, ones)
         edge_norm = torch.zeros(num_graphs, dtype=lp_op.dtype).index_add_(0, graph, num_nodes.to(lp_op.dtype) + 1)

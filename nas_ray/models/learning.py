@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from nas_ray.construction import Builder, Trajectory
-from nas_ray.errors import UnknownName
+from nas_ray.errors import ConfigError, ConfigTypeError, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.models.graphpnas import (
     GENERATOR_PRESETS,
@@ -48,9 +48,9 @@ class EpsilonSchedule:
 
     def __post_init__(self) -> None:
         if self.kind not in ("warmup", "subtractive", "multiplicative", "linear"):
-            raise ValueError(f"epsilon schedule kind must be warmup, subtractive, multiplicative or linear, got {self.kind!r}")
+            raise ConfigError(f"epsilon schedule kind must be warmup, subtractive, multiplicative or linear, got {self.kind!r}")
         if not 0.0 <= self.start <= 1.0:
-            raise ValueError(f"epsilon start must be in [0, 1], got {self.start}")
+            raise ConfigError(f"epsilon start must be in [0, 1], got {self.start}")
 
     def __call__(self, step: int) -> float:
         if self.kind == "warmup":
@@ -106,12 +106,12 @@ class GraphPNASConfig:
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         for name in ("samples_per_step", "epochs", "batch_size", "max_tries"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.temperature <= 0:
-            raise ValueError("lr and temperature must be positive")
+            raise ConfigError("lr and temperature must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,7 +131,7 @@ class GraphPNASConfig:
             elif key in GraphPNASConfig.__dataclass_fields__:
                 top[key] = value
             else:
-                raise TypeError(f"GraphPNAS has no option {key!r}")
+                raise ConfigTypeError(f"GraphPNAS has no option {key!r}")
         if isinstance(top.get("generator"), str):
             top["generator"] = generator_preset(top["generator"])
         cfg = replace(self, **top)
@@ -275,7 +275,7 @@ class ReplayBuffer:
         if arch_hash in self.entries:
             return False
         if not math.isfinite(reward):
-            raise ValueError(f"reward of {arch_hash} is not finite: {reward}")
+            raise ConfigError(f"reward of {arch_hash} is not finite: {reward}")
         self.entries[arch_hash] = BufferEntry(arch, arch_hash, float(reward), step)
         return True
 
@@ -309,7 +309,7 @@ def advantages(buffer: ReplayBuffer, entries: Sequence[BufferEntry], objective: 
         return (rewards - mean) / (std if std > 0 else 1.0)
     if objective == "ewma":
         return rewards - (baseline if baseline is not None else rewards.mean())
-    raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
 
 def reinforce_loss(nll: Tensor, advantage: Tensor, objective: str = "cdf", beta: float = 0.05) -> Tensor:
@@ -322,7 +322,7 @@ def reinforce_loss(nll: Tensor, advantage: Tensor, objective: str = "cdf", beta:
     if objective in ("cdf", "ewma"):
         return (advantage * nll).mean()
     if objective != "standardized":
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     p_tilde = torch.exp(-nll)
     positive = advantage * nll
     negative = beta * advantage.abs() * -torch.log1p(-p_tilde + 1e-6)

@@ -1,4 +1,4 @@
-"""NASGEM's kernel-guided graph encoder and its efficiency-score predictor (METHODS.md §4).
+"""NASGEM's kernel-guided graph encoder and its efficiency-score predictor (Cheng et al., NASGEM).
 
 An architecture enters as a flat vector: the strict upper triangle of its adjacency matrix (padded to
 the space's node limit) followed by the one-hot op of every node (``AdjacencyFeatures``). The
@@ -13,7 +13,7 @@ baseline). The encoder is trained once per space, then frozen; ``ScorePredictor`
 1, MSE) maps embeddings to scores, and the ``nasgem`` searcher picks the best-predicted of many
 sampled, unevaluated cells ("bootstrap optimisation").
 
-Defaults where the paper is silent (METHODS.md §4.2, §8 items 10-11): d = 32, hidden 256/128, WL
+Defaults where the paper is silent: d = 32, hidden 256/128, WL
 h = 3 (normalised, directed), BCE reconstruction with weight 1, batch 256, Adam 1e-3, 50,000 pairs
 and 10,000 iterations. Pairs: the paper draws random graphs of equal size; in a search space random
 pairs are almost all dissimilar, so half the pairs here are a graph and a 1-3-step mutation of it
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nas_ray.errors import CheckpointError
+from nas_ray.errors import CheckpointError, ConfigError
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace
 
@@ -55,7 +55,7 @@ class AdjacencyFeatures:
 
     def __init__(self, space: SearchSpace) -> None:
         if space.max_nodes is None:
-            raise ValueError(f"{space.name}: NASGEM's encoder needs a space with a node limit (max_nodes)")
+            raise ConfigError(f"{space.name}: NASGEM's encoder needs a space with a node limit (max_nodes)")
         self.space = space
         self.node_types = tuple(space.node_types)
         self.max_nodes = int(space.max_nodes)
@@ -72,12 +72,12 @@ class AdjacencyFeatures:
         for i, arch in enumerate(archs):
             k = arch.num_nodes
             if k > n:
-                raise ValueError(f"{self.space.name}: {k} nodes exceed the space's {n}")
+                raise ConfigError(f"{self.space.name}: {k} nodes exceed the space's {n}")
             mats[i, :k, :k] = arch.matrix
             try:
                 types[i, :k] = [index[op] for op in arch.ops]
             except KeyError as exc:
-                raise ValueError(f"{self.space.name}: unknown op {exc.args[0]!r}; this space has {', '.join(self.node_types)}") from None
+                raise ConfigError(f"{self.space.name}: unknown op {exc.args[0]!r}; this space has {', '.join(self.node_types)}") from None
         onehot = np.eye(t + 1, dtype=np.float32)[types][:, :, :t].reshape(len(archs), n * t)
         return np.concatenate([mats[:, self._rows, self._cols], onehot], axis=1)
 
@@ -142,13 +142,13 @@ class EncoderConfig:
         self.hidden = tuple(int(h) for h in self.hidden)
         for name in ("embed_dim", "graphs", "pairs", "iterations", "batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"EncoderConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+                raise ConfigError(f"EncoderConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0.0 <= self.mutation_pairs <= 1.0:
-            raise ValueError(f"EncoderConfig.mutation_pairs must be in [0, 1], got {self.mutation_pairs!r}")
+            raise ConfigError(f"EncoderConfig.mutation_pairs must be in [0, 1], got {self.mutation_pairs!r}")
         if self.similarity_weight < 0 or self.reconstruction_weight < 0 or self.similarity_weight + self.reconstruction_weight == 0:
-            raise ValueError("EncoderConfig: the loss weights must be >= 0 and not both 0")
+            raise ConfigError("EncoderConfig: the loss weights must be >= 0 and not both 0")
         if self.wl_iterations < 0:
-            raise ValueError(f"EncoderConfig.wl_iterations must be >= 0, got {self.wl_iterations!r}")
+            raise ConfigError(f"EncoderConfig.wl_iterations must be >= 0, got {self.wl_iterations!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
@@ -185,7 +185,7 @@ def make_pairs(space: SearchSpace, config: EncoderConfig, *, graphs: Sequence[Ar
     started = time.perf_counter()
     pool = list(graphs) if graphs is not None else space_graphs(space, config.graphs, seed=config.seed)
     if len(pool) < 2:
-        raise ValueError(f"{space.name}: need at least 2 graphs to make pairs, got {len(pool)}")
+        raise ConfigError(f"{space.name}: need at least 2 graphs to make pairs, got {len(pool)}")
     by_size: dict[int, list[int]] = {}
     for i, arch in enumerate(pool):
         by_size.setdefault(arch.num_nodes, []).append(i)

@@ -1,4 +1,4 @@
-"""Performance prediction from a graph-VAE encoder (METHODS.md §2.5 and §3.4).
+"""Performance prediction from a graph-VAE encoder (VS-GAE, Friede et al. 2019; SVGe, Lukasik et al. 2021).
 
 ``PerformancePredictor`` is a graph-VAE encoder (any model of ``MODELS``; its posterior mean) followed
 by an MLP ``latent -> 28 -> 14 -> 7 -> 1`` (ReLU, linear output), trained end to end on
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nas_ray.errors import CheckpointError, InvalidArchitecture
+from nas_ray.errors import CheckpointError, ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphBatch, GraphCodec, GraphVAE
 from nas_ray.models.vae_training import FORMAT as VAE_FORMAT
@@ -68,7 +68,7 @@ FORMAT = "nas-ray-predictor"
 VERSION = 1
 HEAD = (28, 14, 7)
 
-#: VS-GAE Table 1: RMSE of NB101 validation accuracy (as a fraction), full NB101 (METHODS.md §7)
+#: VS-GAE Table 1: RMSE of NB101 validation accuracy (as a fraction), full NB101
 PUBLISHED_VSGAE = {"prediction": 0.0487, "zero-shot 6": 0.0526, "zero-shot 7": 0.0571}
 
 
@@ -83,7 +83,7 @@ class PerformancePredictor(nn.Module):
                  y_mean: float = 0.0, y_std: float = 1.0) -> None:
         super().__init__()
         if not y_std > 0:
-            raise ValueError(f"the target's standard deviation must be positive, got {y_std}")
+            raise ConfigError(f"the target's standard deviation must be positive, got {y_std}")
         self.vae = vae
         self.model_name = model_name
         self.codec = codec
@@ -111,7 +111,7 @@ class PerformancePredictor(nn.Module):
     def predict(self, archs: Sequence[Architecture], batch_size: int = 512) -> np.ndarray:
         """Predictions for ``archs`` (float64, target units); puts the model in eval mode."""
         if self.codec is None:
-            raise ValueError("predict() needs the predictor's codec (PerformancePredictor(..., codec=GraphCodec(space)))")
+            raise ConfigError("predict() needs the predictor's codec (PerformancePredictor(..., codec=GraphCodec(space)))")
         self.eval()
         dev = self.y_mean.device
         out = [self(self.codec.batch(archs[i:i + batch_size], dev)).cpu() for i in range(0, len(archs), batch_size)]
@@ -136,9 +136,9 @@ class PredictorResult:
 def _as_targets(y: Iterable[float], n: int, what: str) -> np.ndarray:
     arr = np.asarray(list(y) if not isinstance(y, np.ndarray) else y, dtype=np.float64).reshape(-1)
     if len(arr) != n:
-        raise ValueError(f"{what}: {len(arr)} targets for {n} architectures")
+        raise ConfigError(f"{what}: {len(arr)} targets for {n} architectures")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what}: targets must be finite numbers")
+        raise ConfigError(f"{what}: targets must be finite numbers")
     return arr
 
 
@@ -177,20 +177,20 @@ def fit_predictor(
     space = get_space(space) if isinstance(space, str) else space
     archs = list(archs)
     if not archs:
-        raise ValueError("fit_predictor needs at least one labelled architecture")
+        raise ConfigError("fit_predictor needs at least one labelled architecture")
     y_arr = _as_targets(y, len(archs), "training set")
     if (val_archs is None) != (val_y is None):
-        raise ValueError("give both val_archs and val_y, or neither")
+        raise ConfigError("give both val_archs and val_y, or neither")
     val_archs = list(val_archs) if val_archs is not None else []
     val_arr = _as_targets(val_y, len(val_archs), "validation set") if val_y is not None else np.zeros(0)
     if not 0.0 <= vae_weight <= 1.0:
-        raise ValueError(f"vae_weight (psi) must be in [0, 1], got {vae_weight}")
+        raise ConfigError(f"vae_weight (psi) must be in [0, 1], got {vae_weight}")
     if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+        raise ConfigError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+        raise ConfigError(f"lr must be positive, got {lr}")
 
     dev = default_device(device)
     codec = GraphCodec(space)
@@ -199,7 +199,7 @@ def fit_predictor(
     torch.manual_seed(seed)
     if init is not None:
         if model_options:
-            raise ValueError("model_options size a fresh model; a model started from init has the checkpoint's sizes")
+            raise ConfigError("model_options size a fresh model; a model started from init has the checkpoint's sizes")
         vae, _, ckpt = load_model(init, space=space, device=dev)
         if model is not None and _model_class(model) is not type(vae):
             raise CheckpointError(f"{init}: holds a {ckpt['model']} model, not {model}")
@@ -290,7 +290,7 @@ def predictor_metrics(model: PerformancePredictor, archs: Sequence[Architecture]
     archs = list(archs)
     y_arr = _as_targets(y, len(archs), "metrics")
     if not archs:
-        raise ValueError("predictor_metrics needs at least one architecture")
+        raise ConfigError("predictor_metrics needs at least one architecture")
     pred = model.predict(archs)
     tau = r = float("nan")
     if len(archs) > 1 and np.ptp(pred) > 0 and np.ptp(y_arr) > 0:
@@ -355,14 +355,14 @@ def split_by_size(archs: Sequence[Architecture], test_sizes: int | Iterable[int]
     ``test_sizes``, train = all others (VS-GAE: test 6 trains on {2,3,4,5,7}; test 7 on {2..6})."""
     sizes = {int(test_sizes)} if isinstance(test_sizes, (int, np.integer)) else {int(s) for s in test_sizes}
     if not sizes:
-        raise ValueError("split_by_size needs at least one test size")
+        raise ConfigError("split_by_size needs at least one test size")
     train = [i for i, a in enumerate(archs) if a.num_nodes not in sizes]
     test = [i for i, a in enumerate(archs) if a.num_nodes in sizes]
     present = sorted({a.num_nodes for a in archs})
     if not test:
-        raise ValueError(f"no architecture has {'/'.join(map(str, sorted(sizes)))} nodes; sizes present: {present}")
+        raise ConfigError(f"no architecture has {'/'.join(map(str, sorted(sizes)))} nodes; sizes present: {present}")
     if not train:
-        raise ValueError(f"every architecture has a test size ({present}); nothing is left to train on")
+        raise ConfigError(f"every architecture has a test size ({present}); nothing is left to train on")
     return train, test
 
 
@@ -370,7 +370,7 @@ def table_data(evaluator: Any) -> tuple[list[Architecture], np.ndarray]:
     """Every architecture of a tabular evaluator's table (canonical form, row order) and its reward."""
     table = getattr(evaluator, "table", None)
     if table is None:
-        raise ValueError(f"{type(evaluator).__name__}: predictor data comes from a benchmark table; use a table:... evaluator")
+        raise ConfigError(f"{type(evaluator).__name__}: predictor data comes from a benchmark table; use a table:... evaluator")
     space = table.space
     keys = sorted(table.rows, key=table.rows.get)
     if table.archs:
@@ -379,7 +379,7 @@ def table_data(evaluator: Any) -> tuple[list[Architecture], np.ndarray]:
         try:
             archs = [space.canonicalize(space.from_native(k)) for k in keys]
         except (InvalidArchitecture, NotImplementedError, TypeError, ValueError):
-            raise ValueError(f"table {table.name} lists hashes, not architectures; it cannot train a predictor") from None
+            raise ConfigError(f"table {table.name} lists hashes, not architectures; it cannot train a predictor") from None
     y = np.asarray(table.column(evaluator.reward), dtype=np.float64)
     return archs, y
 
@@ -417,12 +417,12 @@ def table_experiment(
         split = f"zero-shot: test = every cell of {sizes} nodes, train/val = a seeded 90/10 split of the other sizes"
     if train_size is not None:
         if train_size < 1:
-            raise ValueError(f"train_size must be at least 1, got {train_size}")
+            raise ConfigError(f"train_size must be at least 1, got {train_size}")
         if train_size > len(pool):
-            raise ValueError(f"train_size {train_size} exceeds the {len(pool)} architectures of the training pool ({split})")
+            raise ConfigError(f"train_size {train_size} exceeds the {len(pool)} architectures of the training pool ({split})")
         pool = pool[:train_size]
     if len(pool) == 0:
-        raise ValueError(f"no training architectures left ({split})")
+        raise ConfigError(f"no training architectures left ({split})")
     pick = (lambda idx: [archs[i] for i in idx])  # noqa: E731
     result = fit_predictor(evaluator.space, pick(pool), y[pool], seed=seed, progress=progress,
                            val_archs=pick(val) if len(val) else None, val_y=y[val] if len(val) else None, **fit_options)

@@ -1,19 +1,19 @@
-"""Latent-space Bayesian optimisation pieces on plain tensors (METHODS.md §6, §2.6, §8 items 6 and 9).
+"""Latent-space Bayesian optimisation pieces on plain tensors (D-VAE, Zhang et al. 2019; SVGe, Lukasik et al. 2021).
 
 - ``SparseGP``: the sparse-GP surrogate of D-VAE's ``bo.py`` (M = 500 inducing points, ARD-RBF
   kernel), here gpytorch's SGPR (Titsias' collapsed bound; ``InducingPointKernel``) trained with Adam.
-- ``sgp_metrics``: the iteration-0 predictive metrics of §6.3 (RMSE and Pearson r in standardised
+- ``sgp_metrics``: the iteration-0 predictive metrics of D-VAE's protocol (RMSE and Pearson r in standardised
   units, mean and std over seeds 1..10).
 - ``log_expected_improvement`` / ``expected_improvement`` / ``predicted_minimum`` /
   ``candidate_grid`` / ``select_batch``: EI for minimisation, its incumbent and grid, and the greedy
-  kriging-believer batch of §6.4 (``SparseGP.with_points`` is the conditioning it uses).
+  kriging-believer batch of D-VAE's BO (``SparseGP.with_points`` is the conditioning it uses).
 - ``select_from_pool``: the same greedy kriging-believer EI batch over a finite set of candidate
   points (the encodings of a pool of architectures) instead of the continuous box.
 - ``latent_bin_sample``: VS-GAE's bin sampling of training graphs in a 4-d PCA of the latent means
-  (§2.6, the clean version of §8 item 9).
+  (VS-GAE, Friede et al. 2019).
 
 Everything works in the SGP's *standardised* y units (``(y - mean) / std`` with the statistics of the
-first ``y`` the model was fitted on, as §6.1 prescribes); ``SparseGP.unstandardize`` converts back.
+first ``y`` the model was fitted on, as D-VAE's code does); ``SparseGP.unstandardize`` converts back.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from linear_operator.operators import (
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from scipy.optimize import minimize
 from torch import Tensor
+from nas_ray.errors import ConfigError
 
 ArrayLike = Any  # a torch tensor, a numpy array or nested sequences
 
@@ -67,20 +68,20 @@ def _log_positive() -> Positive:
 def _as_matrix(X: ArrayLike, name: str, dtype: torch.dtype, d: int | None = None) -> Tensor:
     X = torch.as_tensor(X, dtype=dtype).detach()
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-d array [n, d], got shape {tuple(X.shape)}")
+        raise ConfigError(f"{name} must be a non-empty 2-d array [n, d], got shape {tuple(X.shape)}")
     if d is not None and X.shape[1] != d:
-        raise ValueError(f"{name} has {X.shape[1]} columns but the model has {d} input dimensions")
+        raise ConfigError(f"{name} has {X.shape[1]} columns but the model has {d} input dimensions")
     if not torch.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise ConfigError(f"{name} contains NaN or infinite values")
     return X
 
 
 def _as_targets(y: ArrayLike, n: int, name: str, dtype: torch.dtype) -> Tensor:
     y = torch.as_tensor(y, dtype=dtype).detach().reshape(-1)
     if y.numel() != n:
-        raise ValueError(f"{name} has {y.numel()} values but there are {n} input rows")
+        raise ConfigError(f"{name} has {y.numel()} values but there are {n} input rows")
     if not torch.isfinite(y).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise ConfigError(f"{name} contains NaN or infinite values")
     return y
 
 
@@ -165,13 +166,13 @@ def _new_likelihood() -> gpytorch.likelihoods.GaussianLikelihood:
 
 
 class SparseGP:
-    """Sparse GP regression (gpytorch SGPR) with D-VAE's initialisation and an Adam fit (§6.2, §8 item 6).
+    """Sparse GP regression (gpytorch SGPR) with D-VAE's initialisation and an Adam fit (as D-VAE's code).
 
     Protocol:
 
     - **Targets.** ``fit(X, y)`` takes raw ``y`` and standardises it with the mean and (population)
       std of the first ``y`` this object is fitted on (or ``y_mean``/``y_std`` given to the
-      constructor); later refits on grown data keep those statistics, as §6.1 wants. Inputs are not
+      constructor); later refits on grown data keep those statistics, as D-VAE's code does. Inputs are not
       rescaled. The GP has a zero prior mean in standardised units.
     - **Initialisation** (from a random ``init_subset`` = 1,000-point subset of the inputs, drawn with
       ``seed``, as the code initialises on its first minibatch): ``M = min(num_inducing, n)``
@@ -224,11 +225,11 @@ class SparseGP:
         train_dtype: torch.dtype = torch.float32,
     ) -> None:
         if num_inducing < 1 or epochs < 0 or full_epochs < 0 or init_subset < 1 or lr <= 0:
-            raise ValueError("num_inducing and init_subset must be >= 1, epochs and full_epochs >= 0, and lr > 0")
+            raise ConfigError("num_inducing and init_subset must be >= 1, epochs and full_epochs >= 0, and lr > 0")
         if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1 or None, got {batch_size}")
         if y_std is not None and not y_std > 0:
-            raise ValueError(f"y_std must be positive, got {y_std}")
+            raise ConfigError(f"y_std must be positive, got {y_std}")
         self.num_inducing, self.epochs, self.lr = num_inducing, epochs, lr
         self.batch_size, self.full_epochs = batch_size, full_epochs
         self.init_subset, self.seed, self.learn_inducing = init_subset, seed, learn_inducing
@@ -410,7 +411,7 @@ class SparseGP:
 def sgp_metrics(
     X_train: ArrayLike, y_train: ArrayLike, X_test: ArrayLike, y_test: ArrayLike, seeds: Iterable[int] = range(1, 11), **fit_kwargs: Any
 ) -> dict[str, Any]:
-    """Iteration-0 SGP metrics of §6.3: RMSE and Pearson r between the SGP mean at ``X_test`` and
+    """Iteration-0 SGP metrics of D-VAE's protocol: RMSE and Pearson r between the SGP mean at ``X_test`` and
     ``y_test`` standardised with the *training* statistics, one fresh fit per seed.
 
     Each seed's model is initialised from its own random 1,000-point subset (inducing points and
@@ -424,7 +425,7 @@ def sgp_metrics(
     y_test = _as_targets(y_test, X_test.shape[0], "y_test", dtype)
     seeds = list(seeds)
     if not seeds:
-        raise ValueError("sgp_metrics needs at least one seed")
+        raise ConfigError("sgp_metrics needs at least one seed")
     rmse, pearson = [], []
     for seed in seeds:
         gp = SparseGP(seed=seed, **fit_kwargs).fit(X_train, y_train)
@@ -486,16 +487,16 @@ def _box(gp: SparseGP, lower: ArrayLike, upper: ArrayLike) -> tuple[Tensor, Tens
     lower = torch.as_tensor(lower, dtype=gp.dtype).reshape(-1)
     upper = torch.as_tensor(upper, dtype=gp.dtype).reshape(-1)
     if lower.numel() != d or upper.numel() != d:
-        raise ValueError(f"lower and upper must have {d} entries, got {lower.numel()} and {upper.numel()}")
+        raise ConfigError(f"lower and upper must have {d} entries, got {lower.numel()} and {upper.numel()}")
     if not (torch.isfinite(lower).all() and torch.isfinite(upper).all()):
-        raise ValueError("lower and upper must be finite")
+        raise ConfigError("lower and upper must be finite")
     if (lower > upper).any():
-        raise ValueError("lower must be <= upper in every dimension")
+        raise ConfigError("lower must be <= upper in every dimension")
     return lower, upper
 
 
 def predicted_minimum(gp: SparseGP, candidates: Tensor, lower: ArrayLike, upper: ArrayLike, *, maxiter: int = 150) -> float:
-    """The EI incumbent of §6.4: the minimum predicted mean over ``candidates`` and the observed points,
+    """The EI incumbent of D-VAE's BO: the minimum predicted mean over ``candidates`` and the observed points,
     refined by L-BFGS-B on the mean (box bounds) from the best candidate."""
     lower, upper = _box(gp, lower, upper)
     return _incumbent(gp, candidates, gp.predict(candidates)[0], lower, upper, maxiter)
@@ -511,7 +512,7 @@ def candidate_grid(
     gp: SparseGP, lower: ArrayLike, upper: ArrayLike, size: int = 10000, *, kind: str = "uniform",
     mean: ArrayLike | None = None, std: ArrayLike | None = None, seed: int = 0,
 ) -> Tensor:
-    """The acquisition grid of §6.4 (``select_batch`` draws exactly this one for its ``seed``): ``size``
+    """The acquisition grid of D-VAE's BO (``select_batch`` draws exactly this one for its ``seed``): ``size``
     points uniform in the box, or ``N(mean, std**2)`` clamped into it (default: the training inputs'
     mean and population std)."""
     lower, upper = _box(gp, lower, upper)
@@ -520,11 +521,11 @@ def candidate_grid(
     if kind == "uniform":
         return lower + (upper - lower) * torch.rand(size, d, generator=gen, dtype=lower.dtype)
     if kind != "normal":
-        raise ValueError(f"grid must be 'uniform' or 'normal', got {kind!r}")
+        raise ConfigError(f"grid must be 'uniform' or 'normal', got {kind!r}")
     mean = gp.train_X.mean(0) if mean is None else torch.as_tensor(mean, dtype=lower.dtype).reshape(-1)
     std = gp.train_X.std(0, unbiased=False) if std is None else torch.as_tensor(std, dtype=lower.dtype).reshape(-1)
     if mean.numel() != d or std.numel() != d:
-        raise ValueError(f"mean and std must have {d} entries, got {mean.numel()} and {std.numel()}")
+        raise ConfigError(f"mean and std must have {d} entries, got {mean.numel()} and {std.numel()}")
     return torch.minimum(torch.maximum(mean + std * torch.randn(size, d, generator=gen, dtype=lower.dtype), lower), upper)
 
 
@@ -576,7 +577,7 @@ def select_batch(
     lbfgs_maxiter: int = 150,
     refine_all: bool = False,
 ) -> Tensor:
-    """A batch of ``batch_size`` distinct points in the box ``[lower, upper]`` by greedy kriging-believer EI (§6.4).
+    """A batch of ``batch_size`` distinct points in the box ``[lower, upper]`` by greedy kriging-believer EI (D-VAE's BO).
 
     - Candidates: ``candidate_grid(gp, lower, upper, grid_size, kind=grid, mean=mean, std=std, seed=seed)``.
     - Incumbent: the minimum predicted mean over the grid and the observed points, L-BFGS-B refined
@@ -592,7 +593,7 @@ def select_batch(
     """
     lower, upper = _box(gp, lower, upper)
     if batch_size < 1 or grid_size < batch_size:
-        raise ValueError(f"need 1 <= batch_size <= grid_size, got batch_size={batch_size}, grid_size={grid_size}")
+        raise ConfigError(f"need 1 <= batch_size <= grid_size, got batch_size={batch_size}, grid_size={grid_size}")
     candidates = candidate_grid(gp, lower, upper, grid_size, kind=grid, mean=mean, std=std, seed=seed)
     grid_mean, grid_var = gp.predict(candidates)
     incumbent = _incumbent(gp, candidates, grid_mean, lower, upper, lbfgs_maxiter)
@@ -640,9 +641,9 @@ def select_from_pool(gp: SparseGP, pool: ArrayLike, batch_size: int, *, availabl
     pool = _as_matrix(pool, "pool", gp.dtype, gp.train_X.shape[1])
     avail = torch.ones(len(pool), dtype=torch.bool) if available is None else torch.as_tensor(available, dtype=torch.bool).clone()
     if avail.shape != (len(pool),):
-        raise ValueError(f"available must have one entry per pool row ({len(pool)}), got shape {tuple(avail.shape)}")
+        raise ConfigError(f"available must have one entry per pool row ({len(pool)}), got shape {tuple(avail.shape)}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     incumbent = float(gp.predict(gp.train_X)[0].min())
     fantasy_X, fantasy_y = gp.fantasy if gp.fantasy is not None else (pool[:0], pool.new_zeros(0))
     f = len(fantasy_X)
@@ -664,7 +665,7 @@ def select_from_pool(gp: SparseGP, pool: ArrayLike, batch_size: int, *, availabl
 
 # ------------------------------------------------------------------------------------------ bin sampling
 def latent_bin_sample(Z: np.ndarray, num_samples: int, *, dims: int = 4, seed: int = 0) -> np.ndarray:
-    """VS-GAE's latent-space bin sampling (§2.6, the clean version of §8 item 9): sorted row indices.
+    """VS-GAE's latent-space bin sampling (VS-GAE, Friede et al. 2019): sorted row indices.
 
     1. PCA of ``Z`` (the latent means) to ``dims`` dimensions.
     2. ``B`` equal bins per dimension over ``[min, max]`` (width ``w``), the grid shifted by ``u * w``
@@ -680,11 +681,11 @@ def latent_bin_sample(Z: np.ndarray, num_samples: int, *, dims: int = 4, seed: i
     """
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or Z.shape[0] == 0:
-        raise ValueError(f"Z must be a non-empty 2-d array [n, d], got shape {Z.shape}")
+        raise ConfigError(f"Z must be a non-empty 2-d array [n, d], got shape {Z.shape}")
     if not np.isfinite(Z).all():
-        raise ValueError("Z contains NaN or infinite values")
+        raise ConfigError("Z contains NaN or infinite values")
     if num_samples < 0 or dims < 1:
-        raise ValueError(f"num_samples must be >= 0 and dims >= 1, got {num_samples} and {dims}")
+        raise ConfigError(f"num_samples must be >= 0 and dims >= 1, got {num_samples} and {dims}")
     n = Z.shape[0]
     target = min(int(num_samples), n)
     if target == n:

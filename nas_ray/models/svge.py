@@ -1,11 +1,11 @@
 """SVGe / VS-GAE: a GNN encoder and a DGMG-style sequential GNN decoder (Lukasik et al., "Smooth
-Variational Graph Embeddings for Efficient Neural Architecture Search"; METHODS §2.2-2.3, §3.1).
+Variational Graph Embeddings for Efficient Neural Architecture Search").
 
-Encoder (§2.2): node-type embeddings, ``num_layers`` rounds of ``BidirectionalGRUConv`` (separate
+Encoder: node-type embeddings, ``num_layers`` rounds of ``BidirectionalGRUConv`` (separate
 weights per round), then two gated-sum readouts, one for the posterior mean and one for the
 log-variance.
 
-Decoder (§2.3): a node at a time. With node states ``h`` of the graph built so far:
+Decoder: a node at a time. With node states ``h`` of the graph built so far:
 
 1. GraphProp: ``num_layers`` rounds of the decoder's own ``BidirectionalGRUConv`` update all ``h``
    (the states persist across steps) and two gated-sum readouts give ``h_G`` and ``h_G^init``; a
@@ -186,12 +186,12 @@ class SVGe(GraphVAE):
         self.num_layers = int(num_layers)
         self.dropout = float(dropout)
         d, g = self.node_dim, self.latent_dim
-        # encoder (§2.2)
+        # encoder
         self.type_embedding = nn.Embedding(num_types, d)
         self.encoder_gnn = _GNN(d, self.num_layers, self.dropout)
         self.readout_mu = GatedSumReadout(d, g)
         self.readout_logvar = GatedSumReadout(d, g)
-        # decoder (§2.3)
+        # decoder
         self.decoder = _Decoder(num_types, d, g, self.num_layers, self.dropout)
 
     def hyperparameters(self) -> dict[str, Any]:

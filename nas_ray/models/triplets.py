@@ -1,4 +1,4 @@
-"""SVGe's triplet loss (METHODS §3.2, §8 item 7): graph edit distances on the padded, index-typed
+"""SVGe's triplet loss (Lukasik et al. 2021): graph edit distances on the padded, index-typed
 form, triplet sampling with thresholds (epsilon, delta) per space, and the margin loss.
 
 The edit distance between two graphs with the same node count is the number of nodes whose type
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from nas_ray.spaces.base import as_rng
+from nas_ray.errors import ConfigError
 
 __all__ = ["MARGIN", "TRIPLET_DEFAULTS", "TRIPLET_WEIGHT", "edit_distances", "sample_triplets", "triplet_loss"]
 
@@ -51,7 +52,7 @@ ArrayLike = np.ndarray | Tensor
 def _as_arrays(types: ArrayLike, adj: ArrayLike, num_nodes: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     types, adj, num_nodes = (x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x) for x in (types, adj, num_nodes))
     if types.ndim != 2 or adj.shape != (*types.shape, types.shape[1]) or num_nodes.shape != types.shape[:1]:
-        raise ValueError(f"expected types [M, N], adj [M, N, N], num_nodes [M]; got {types.shape}, {adj.shape}, {num_nodes.shape}")
+        raise ConfigError(f"expected types [M, N], adj [M, N, N], num_nodes [M]; got {types.shape}, {adj.shape}, {num_nodes.shape}")
     return types, adj, num_nodes
 
 

@@ -1,4 +1,4 @@
-"""Graph-VAE abilities with D-VAE's protocol (METHODS.md §0.4, §6.3).
+"""Graph-VAE abilities with D-VAE's protocol (Zhang et al., NeurIPS 2019, section 4).
 
 Primary numbers reproduce what the published code computes: reconstruction decodes the posterior
 *mean* (the code is in eval mode, where sampling returns μ) 10 × 10 times stochastically, and the
@@ -22,7 +22,7 @@ from nas_ray.models.vae_training import encode_archs, load_model
 
 __all__ = ["reconstruction_accuracy", "prior_metrics", "vae_abilities", "format_abilities", "PUBLISHED_ENAS6"]
 
-#: BENCHMARKS.md, ENAS-6 table (percent; SGP in standardised units)
+#: the published ENAS-6 abilities (D-VAE, DVAE-EMB, SVGe papers) (percent; SGP in standardised units)
 PUBLISHED_ENAS6: dict[str, dict[str, float]] = {
     "dvae": {"recon": 99.96, "validity": 100.00, "uniqueness": 37.26, "sgp_rmse": 0.384, "sgp_pearson": 0.920},
     "dvae-emb": {"recon": 99.99, "validity": 100.00, "uniqueness": 39.15, "sgp_rmse": 0.371, "sgp_pearson": 0.925},
@@ -96,7 +96,7 @@ def vae_abilities(checkpoint: str | os.PathLike[str], train: Sequence[Architectu
                   y_train: np.ndarray | None = None, y_test: np.ndarray | None = None, *, decodes: int = 10,
                   z_samples: int = 10, prior_samples: int = 1000, sgp_seeds: Iterable[int] = range(1, 11),
                   true_variants: bool = True, seed: int = 0, device: str | None = None) -> dict[str, Any]:
-    """Every §0.4 metric (percent) of a checkpoint, plus the §6.3 sparse-GP RMSE / Pearson r (from
+    """Every D-VAE ability metric (percent) of a checkpoint, plus the sparse-GP RMSE / Pearson r (from
     the first BO round's GP, before any acquisition) when accuracies are given. ``y`` are accuracies
     (higher is better); the GP fits ``-y`` as the protocol does."""
     model, space, ckpt = load_model(checkpoint, device=device or "cpu")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_ray.errors import CheckpointError, UnknownName
+from nas_ray.errors import CheckpointError, ConfigError, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphBatch, GraphCodec, GraphVAE, graph_key
 from nas_ray.spaces import get_space
@@ -83,7 +83,7 @@ def build_model(name: str, space: SearchSpace | GraphCodec, **options: Any) -> G
     try:
         return cls(codec.num_types, codec.max_nodes, **options)
     except TypeError as exc:
-        raise ValueError(f"{name}: bad model option: {exc}") from None
+        raise ConfigError(f"{name}: bad model option: {exc}") from None
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
@@ -143,26 +143,26 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         _model_class(self.model)
         if self.recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
+            raise ConfigError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
         for key, value in RECIPES[self.recipe].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.schedule not in ("cosine", "plateau"):
-            raise ValueError(f"schedule must be 'cosine' or 'plateau', got {self.schedule!r}")
+            raise ConfigError(f"schedule must be 'cosine' or 'plateau', got {self.schedule!r}")
         if self.reduction not in ("mean", "code"):
-            raise ValueError(f"reduction must be 'mean' or 'code', got {self.reduction!r}")
+            raise ConfigError(f"reduction must be 'mean' or 'code', got {self.reduction!r}")
         if not self.grad_clip >= 0:
-            raise ValueError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
+            raise ConfigError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
         if self.carry not in ("embedding", "all"):
-            raise ValueError(f"carry must be 'embedding' or 'all', got {self.carry!r}")
+            raise ConfigError(f"carry must be 'embedding' or 'all', got {self.carry!r}")
         if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+            raise ConfigError(f"iterations must be at least 1, got {self.iterations}")
         if self.triplet_thresholds is not None:
             self.triplet_thresholds = tuple(int(t) for t in self.triplet_thresholds)
 
@@ -195,7 +195,7 @@ def config_from_dict(cls: Any, values: dict[str, Any], what: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown {what} option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown {what} option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}")
     return cls(**values)
 
 
@@ -321,7 +321,7 @@ def _reconstructed(model: GraphVAE, codec: GraphCodec, batch: GraphBatch, keys: 
 
 def _prior_validity(model: GraphVAE, codec: GraphCodec, reference: GraphBatch, samples: int, seed: int) -> float:
     """Fraction of valid stochastic decodes of ``samples`` prior draws scaled to the latent range of
-    the ``reference`` graphs (§0.4's scaled prior, with the reference batch standing in for the whole
+    the ``reference`` graphs (D-VAE's scaled prior, with the reference batch standing in for the whole
     training set)."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -377,7 +377,7 @@ def pretrain(
     codec = GraphCodec(space)
     archs = list(archs)
     if not archs:
-        raise ValueError("pretraining needs at least one architecture")
+        raise ConfigError("pretraining needs at least one architecture")
     dev = default_device(device)
     data = codec.batch(archs)  # validates the ops of every graph
     n = len(archs)

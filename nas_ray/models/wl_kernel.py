@@ -43,7 +43,7 @@ and :meth:`WLKernel.pairs` pad by themselves). The label counts of each graph ar
 and adjacency bytes), as search code asks for overlapping graphs again and again; the memo is
 cleared when it exceeds :attr:`WLKernel.max_cache_entries` graphs. The object is not thread-safe.
 
-This is NASGEM's ``S_g``; the METHODS defaults are ``h = 3``, normalised, directed in/out multisets.
+This is NASGEM's ``S_g``; the defaults are ``h = 3``, normalised, directed in/out multisets.
 
 >>> from nas_ray import Architecture
 >>> a = Architecture(["input", "conv", "pool", "output"], [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]])
@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from nas_ray.errors import ConfigError, ConfigTypeError
 
 __all__ = ["WLKernel", "wl_similarity"]
 
@@ -93,7 +94,7 @@ class WLKernel:
 
     def __init__(self, h: int = 3) -> None:
         if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 0:
-            raise ValueError(f"WLKernel: h (the number of WL iterations) must be an int >= 0, got {h!r}")
+            raise ConfigError(f"WLKernel: h (the number of WL iterations) must be an int >= 0, got {h!r}")
         self.h = int(h)
         self._vocab: dict[str, int] = {}
         self._cache: dict[tuple[tuple[str, ...], bytes], Counter[str]] = {}
@@ -139,7 +140,7 @@ class WLKernel:
 
     def _compute(self, ops: tuple[str, ...], m: np.ndarray) -> Counter[str]:
         if np.any(np.diagonal(m)) or np.any(m & m.T):
-            raise ValueError(f"WLKernel: the graph with ops {list(ops)} has a self-loop or a 2-cycle; expected a DAG")
+            raise ConfigError(f"WLKernel: the graph with ops {list(ops)} has a self-loop or a 2-cycle; expected a DAG")
         initial = [_initial_label(op) for op in ops]
         if self.h == 0:
             return Counter("0:" + label for label in initial)
@@ -164,7 +165,7 @@ class WLKernel:
     def counts(self, archs: Sequence[ArchLike]) -> sp.csr_matrix:
         """Unnormalised WL feature counts, CSR float64 ``[len(archs), num_features]``."""
         if hasattr(archs, "ops") and hasattr(archs, "matrix"):
-            raise TypeError("WLKernel expects a sequence of architectures, got a single architecture")
+            raise ConfigTypeError("WLKernel expects a sequence of architectures, got a single architecture")
         vocab = self._vocab
         indptr = [0]
         indices: list[int] = []
@@ -200,7 +201,7 @@ class WLKernel:
         width = self.num_features if num_columns is None else int(num_columns)
         x = sp.csr_matrix(x)
         if x.shape[1] > width:
-            raise ValueError(f"cannot pad a matrix with {x.shape[1]} columns to {width} columns")
+            raise ConfigError(f"cannot pad a matrix with {x.shape[1]} columns to {width} columns")
         if x.shape[1] == width:
             return x
         return sp.csr_matrix((x.data, x.indices, x.indptr), shape=(x.shape[0], width))
@@ -234,7 +235,7 @@ class WLKernel:
         """Normalised kernel of ``a[i]`` with ``b[i]`` for equal-length ``a``, ``b`` (float64 ``[len(a)]``)."""
         xa, xb = self._aligned(a, b)
         if xa.shape[0] != xb.shape[0]:
-            raise ValueError(f"pairs needs sequences of equal length, got {xa.shape[0]} and {xb.shape[0]}")
+            raise ConfigError(f"pairs needs sequences of equal length, got {xa.shape[0]} and {xb.shape[0]}")
         k = np.asarray(xa.multiply(xb).sum(axis=1), dtype=np.float64).ravel()
         return _normalise(k, _row_sq_norms(xa), _row_sq_norms(xb), outer=False)
 
@@ -249,12 +250,12 @@ def _ops_and_matrix(arch: ArchLike) -> tuple[tuple[str, ...], np.ndarray]:
     try:
         raw_ops, raw_matrix = arch.ops, arch.matrix
     except AttributeError:
-        raise TypeError(f"expected an architecture with .ops and .matrix, got {type(arch).__name__}") from None
+        raise ConfigTypeError(f"expected an architecture with .ops and .matrix, got {type(arch).__name__}") from None
     ops = tuple(op if type(op) is str else str(op) for op in raw_ops)
     m = np.asarray(raw_matrix)
     n = len(ops)
     if m.shape != (n, n):
-        raise ValueError(f"adjacency matrix has shape {m.shape}, expected ({n}, {n}) for {n} nodes")
+        raise ConfigError(f"adjacency matrix has shape {m.shape}, expected ({n}, {n}) for {n} nodes")
     if m.dtype != np.int8:
         m = (m != 0).astype(np.int8)
     return ops, m

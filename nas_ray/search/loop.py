@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nas_ray.errors import UnknownName
+from nas_ray.errors import ConfigError, UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
 from nas_ray.search.results import SearchResult, make_row, summarize
@@ -78,15 +78,15 @@ def run(
               "searcher_options": dict(searcher_options or {}), "space_options": dict(space_options or {}), "name": name,
               "cost": cost, "lam": lam, "pareto": pareto}
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
     if not isinstance(budget, int) or budget <= 0:
-        raise ValueError(f"budget must be a positive number of architectures, got {budget!r}")
+        raise ConfigError(f"budget must be a positive number of architectures, got {budget!r}")
     if not isinstance(max_concurrent, int) or max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
+        raise ConfigError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
     if scheduler not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}; schedulers: {', '.join(str(s) for s in SCHEDULERS)}")
+        raise ConfigError(f"unknown scheduler {scheduler!r}; schedulers: {', '.join(str(s) for s in SCHEDULERS)}")
     if scheduler is not None and backend != "tune":
-        raise ValueError(f"scheduler {scheduler!r} needs backend='tune' (the local backend runs every trial to the end)")
+        raise ConfigError(f"scheduler {scheduler!r} needs backend='tune' (the local backend runs every trial to the end)")
     evaluator, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
                                              space_options=space_options)
     evaluator, objective = with_objective(evaluator, cost=cost, lam=lam, pareto=pareto)
@@ -220,7 +220,7 @@ def with_objective(evaluator: Evaluator, *, cost: str | None = None, lam: float 
     made to report that column), and the ``Objective``; unchanged and None without a cost."""
     if cost is None:
         if pareto:
-            raise ValueError("a Pareto search needs a cost metric to trade accuracy against (cost=..., CLI --cost)")
+            raise ConfigError("a Pareto search needs a cost metric to trade accuracy against (cost=..., CLI --cost)")
         return evaluator, None
     from nas_ray.evaluators.tabular import TabularEvaluator
     from nas_ray.objectives import Objective, ObjectiveEvaluator
@@ -258,11 +258,11 @@ def resolve_evaluator(
             options["space"] = space_obj
         evaluator = get_evaluator(evaluator, data_dir=data_dir, **options)
     elif evaluator_options:
-        raise ValueError("evaluator_options apply to an evaluator spec string, not to an Evaluator object")
+        raise ConfigError("evaluator_options apply to an evaluator spec string, not to an Evaluator object")
     if space_obj is None:
         return evaluator, evaluator.space
     if (space_obj.name, space_obj.options()) != (evaluator.space.name, evaluator.space.options()):
-        raise ValueError(
+        raise ConfigError(
             f"the evaluator scores {evaluator.space!r} architectures, not {space_obj!r}: "
             "pick an evaluator of that space or leave the space out"
         )

@@ -13,6 +13,7 @@ from typing import Any
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.search.results import SearchResult, summarize
 from nas_ray.spaces import SearchSpace
+from nas_ray.errors import ConfigError, ConfigTypeError
 
 NAME = "graphpnas-rllib"
 
@@ -37,9 +38,9 @@ def rllib_config(
     from nas_ray.searchers.reinforce import REINFORCEConfig
 
     if not isinstance(budget, int) or budget <= 0:
-        raise ValueError(f"budget must be a positive number of architectures, got {budget!r}")
+        raise ConfigError(f"budget must be a positive number of architectures, got {budget!r}")
     if not isinstance(num_env_runners, int) or num_env_runners < 0:
-        raise ValueError(f"num_env_runners must be a non-negative int, got {num_env_runners!r}")
+        raise ConfigError(f"num_env_runners must be a non-negative int, got {num_env_runners!r}")
     ev, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
                                       space_options=space_options)
     from nas_ray.models.learning import option_names
@@ -48,7 +49,7 @@ def rllib_config(
     preset = options.pop("preset", preset)
     unknown = sorted(set(options) - set(option_names()))
     if unknown:
-        raise TypeError(f"GraphPNAS has no option {unknown[0]!r}; options: {', '.join(option_names())}")
+        raise ConfigTypeError(f"GraphPNAS has no option {unknown[0]!r}; options: {', '.join(option_names())}")
     return (
         REINFORCEConfig()
         .search(space=space_obj, evaluator=ev, budget=budget, evaluation=evaluation)
@@ -106,7 +107,7 @@ def run_rllib(
     if restore is not None:
         path = Path(restore)
         if not (path / "rllib_checkpoint.json").is_file():
-            raise ValueError(f"{restore} is not an RLlib checkpoint folder (no rllib_checkpoint.json)")
+            raise ConfigError(f"{restore} is not an RLlib checkpoint folder (no rllib_checkpoint.json)")
         algo = REINFORCE.from_checkpoint(str(path.resolve()))
         budget, seed, num_env_runners = algo.config.search_budget, algo.config.seed, algo.config.num_env_runners
         ev = algo.config.evaluator()

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture, UnknownName
+from nas_ray.errors import ConfigTypeError, InvalidArchitecture, UnknownName
 from nas_ray.graph import Architecture
 
 INPUT = "input"
@@ -24,7 +24,7 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
         return rng
     if rng is None or isinstance(rng, (int, np.integer)):
         return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+    raise ConfigTypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
 @dataclass(frozen=True)

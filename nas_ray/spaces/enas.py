@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, as_rng
 
@@ -42,7 +42,7 @@ class EnasMacro(SearchSpace):
 
     def __init__(self, num_layers: int = 6) -> None:
         if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
-            raise ValueError(f"enas-macro: num_layers must be a positive int, got {num_layers!r}")
+            raise ConfigError(f"enas-macro: num_layers must be a positive int, got {num_layers!r}")
         self.num_layers = int(num_layers)
         self.max_nodes = self.num_layers + 2
         self.max_edges = self.num_layers + 1 + self.num_layers * (self.num_layers - 1) // 2
@@ -158,7 +158,7 @@ class EnasMacro(SearchSpace):
     def _prior_erdos_renyi(self, rng: np.random.Generator, p: float = 0.5) -> Architecture:
         """Ops uniform, each skip edge present with probability ``p``."""
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"erdos_renyi: p must be in [0, 1], got {p}")
+            raise ConfigError(f"erdos_renyi: p must be in [0, 1], got {p}")
         ops = rng.integers(len(OPS), size=self.num_layers)
         bits = (rng.random(len(self._skip_edges)) < p).astype(np.int8)
         return self._from_bits(ops, bits)

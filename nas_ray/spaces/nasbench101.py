@@ -11,7 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces import priors
 from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, ancestors_and_descendants, as_rng
@@ -115,7 +115,7 @@ class NasBench101(SearchSpace):
             pruned = prune(m, ops)
             if pruned is not None and int(pruned[0].sum()) <= self.max_edges:
                 return Architecture(ops, m)
-        raise ValueError(f"{self.name}: no valid cell in {_MAX_TRIES} draws; the prior's parameters leave none")
+        raise ConfigError(f"{self.name}: no valid cell in {_MAX_TRIES} draws; the prior's parameters leave none")
 
     def sample(self, rng: np.random.Generator | int | None = None) -> Architecture:
         rng = as_rng(rng)
@@ -127,7 +127,7 @@ class NasBench101(SearchSpace):
         if min_nodes is None:
             return self._random_spec(rng, lambda: priors.erdos_renyi(self.max_nodes, p, rng))
         if not 2 <= min_nodes <= self.max_nodes:
-            raise ValueError(f"erdos_renyi: min_nodes must be in [2, {self.max_nodes}], got {min_nodes}")
+            raise ConfigError(f"erdos_renyi: min_nodes must be in [2, {self.max_nodes}], got {min_nodes}")
         for _ in range(_MAX_TRIES):
             n = int(rng.integers(min_nodes, self.max_nodes + 1))
             m = priors.erdos_renyi(n, p, rng)
@@ -135,7 +135,7 @@ class NasBench101(SearchSpace):
             pruned = prune(m, ops)
             if pruned is not None and int(pruned[0].sum()) <= self.max_edges:
                 return Architecture(ops, m)
-        raise ValueError(f"{self.name}: no valid cell in {_MAX_TRIES} draws; the prior's parameters leave none")
+        raise ConfigError(f"{self.name}: no valid cell in {_MAX_TRIES} draws; the prior's parameters leave none")
 
     def _prior_watts_strogatz(self, rng: np.random.Generator, k: int = 2, p: float = 0.5) -> Architecture:
         return self._random_spec(rng, lambda: priors.watts_strogatz(self.max_nodes, k, p, rng))

@@ -4,6 +4,7 @@ as the RandWire paper (Xie et al. 2019, §3.2-3.3) turns them into networks."""
 from __future__ import annotations
 
 import numpy as np
+from nas_ray.errors import ConfigError
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -21,7 +22,7 @@ def _oriented(graph, n: int) -> np.ndarray:  # noqa: ANN001 - networkx.Graph
 def erdos_renyi(n: int, p: float, rng: np.random.Generator) -> np.ndarray:
     """ER(P): each of the n(n-1)/2 node pairs is an edge with probability ``p``."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"erdos_renyi: p must be in [0, 1], got {p}")
+        raise ConfigError(f"erdos_renyi: p must be in [0, 1], got {p}")
     return np.triu(rng.random((n, n)) < p, k=1).astype(np.int8)
 
 
@@ -30,9 +31,9 @@ def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> np.nda
     import networkx as nx
 
     if not (0 < k < n) or k % 2:
-        raise ValueError(f"watts_strogatz: k must be even and in (0, {n}), got {k}")
+        raise ConfigError(f"watts_strogatz: k must be even and in (0, {n}), got {k}")
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"watts_strogatz: p must be in [0, 1], got {p}")
+        raise ConfigError(f"watts_strogatz: p must be in [0, 1], got {p}")
     return _oriented(nx.watts_strogatz_graph(n, k, p, seed=_seed(rng)), n)
 
 
@@ -41,5 +42,5 @@ def barabasi_albert(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     import networkx as nx
 
     if not (1 <= m < n):
-        raise ValueError(f"barabasi_albert: m must be in [1, {n}), got {m}")
+        raise ConfigError(f"barabasi_albert: m must be in [1, {n}), got {m}")
     return _oriented(nx.barabasi_albert_graph(n, m, seed=_seed(rng)), n)

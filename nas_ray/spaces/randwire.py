@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces import priors
 from nas_ray.spaces.base import (
@@ -56,7 +56,7 @@ class RandWire(SearchSpace):
 
     def __init__(self, num_nodes: int = 32) -> None:
         if not isinstance(num_nodes, (int, np.integer)) or num_nodes < 1:
-            raise ValueError(f"randwire: num_nodes must be a positive int, got {num_nodes!r}")
+            raise ConfigError(f"randwire: num_nodes must be a positive int, got {num_nodes!r}")
         self.num_nodes = int(num_nodes)
         self.max_nodes = self.num_nodes + 2
         self._ops = (INPUT, *([NODE_OP] * self.num_nodes), OUTPUT)
