@@ -18,9 +18,13 @@ architectures (``acquisition``):
   of uniform samples of the space (counted in ``fallbacks``).
 
 Without a checkpoint the searcher pretrains the default model for the space (a small SVGe, the
-fast recipe) on unlabelled graphs of the space (all 15,625 NB201 cells; random samples elsewhere),
-shows a progress bar, and caches the model under ``$NAS_RAY_CACHE`` (default ``~/.cache/nas-ray``)
-for the next run.
+fast recipe) on unlabelled graphs of the space (all 15,625 NB201 cells; random samples elsewhere)
+and caches it under ``$NAS_RAY_CACHE`` (default ``~/.cache/nas-ray``) for the next run. Nothing
+is trained when the searcher is built: the first ``suggest`` does it, after a warning with the
+estimated time, under a progress bar. ``pretrain_budget_s`` bounds it (a model stopped at the budget
+is used as it is, and the next run with the same settings continues its training, within its own
+budget);
+``auto_pretrain=False`` turns it off (an uncached model is then an error that says how to make one).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from nas_ray.data import cache_dir
 from nas_ray.errors import CheckpointError, ConfigError
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphCodec
-from nas_ray.models.vae_training import MODELS, PretrainConfig, encode_archs, load_model, pretrain, space_graphs
+from nas_ray.models.vae_training import (MODELS, PretrainConfig, encode_archs, estimate_pretrain_seconds, load_model, pretrain,
+                                         space_graphs)
 from nas_ray.searchers.base import ArchitectureSearcher
 from nas_ray.searchers.graphpnas import _threads
 from nas_ray.spaces import SearchSpace
@@ -76,7 +81,9 @@ class LatentBOSearcher(ArchitectureSearcher):
             a few failed cells do not dominate the fit; default) or ``"raw"`` (the scores, as the
             published protocol).
         pretrain: overrides of the automatic pretraining (``PretrainConfig`` fields, e.g.
-            ``{"epochs": 300}``); ``pretrain_graphs``: how many unlabelled graphs it samples.
+            ``{"epochs": 300}``); ``pretrain_graphs``: how many unlabelled graphs it samples;
+            ``pretrain_budget_s``: wall-time bound of the automatic pretraining (None: the whole
+            recipe); ``auto_pretrain``: False to never pretrain implicitly.
         batch_size: points per BO round (the protocol's 50; default 10 for 100-query budgets).
         initial: ``"random"`` (uniform samples of the space) or ``"bins"`` (VS-GAE's latent-bin
             sampling of the pretraining graphs); ``num_initial`` of them before the first GP.
@@ -96,6 +103,8 @@ class LatentBOSearcher(ArchitectureSearcher):
         model: str = DEFAULT_MODEL,
         pretrain: Mapping[str, Any] | None = None,
         pretrain_graphs: int = 20_000,
+        pretrain_budget_s: float | None = None,
+        auto_pretrain: bool = True,
         batch_size: int = 10,
         initial: str = "random",
         num_initial: int = 20,
@@ -136,6 +145,10 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.model_spec = str(model)
         self.pretrain_options = dict(pretrain or {})
         self.pretrain_graphs = int(pretrain_graphs)
+        if pretrain_budget_s is not None and not float(pretrain_budget_s) > 0:
+            raise ConfigError(f"latent-bo: pretrain_budget_s must be a positive number of seconds, got {pretrain_budget_s!r}")
+        self.pretrain_budget_s = None if pretrain_budget_s is None else float(pretrain_budget_s)
+        self.auto_pretrain = bool(auto_pretrain)
         self.batch_size = int(batch_size)
         self.initial = initial
         self.num_initial = int(num_initial)
@@ -168,12 +181,19 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.fallbacks = 0
         self._last_z: np.ndarray | None = None
         self.model_path = ""
-        self._load()
+        self.model = None
+        path = self._resolve_model(train=False)  # a checkpoint or a finished cached model loads now (cheap)
+        if path is not None:
+            self._load(path)
 
     # ------------------------------------------------------------------ the model
-    def _load(self) -> None:
+    def _ensure_model(self) -> None:
+        """Load the model, pretraining it first when it is not cached (the first ``suggest``)."""
+        if self.model is None:
+            self._load(self._resolve_model(train=True))
+
+    def _load(self, path: Path) -> None:
         with _threads(self.threads):
-            path = self._resolve_model()
             self.model, _, ckpt = load_model(path, space=self.space, device=self.device or "cpu")
         self.model_path = str(path)
         self.codec = GraphCodec(self.space)
@@ -188,7 +208,9 @@ class LatentBOSearcher(ArchitectureSearcher):
         self._pool_z: np.ndarray | None = None
         self._pool_index: dict[str, int] = {}
 
-    def _resolve_model(self) -> Path:
+    def _resolve_model(self, train: bool = True) -> Path | None:
+        """The checkpoint to use: ``model`` itself when it is a file, else the cached auto-pretrained
+        model, trained (or its training continued) now when ``train`` (else None when it needs any)."""
         spec = self.model_spec
         if spec not in MODELS:
             path = Path(spec).expanduser()
@@ -201,19 +223,38 @@ class LatentBOSearcher(ArchitectureSearcher):
                          sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         path = cache_dir() / "graph-vae" / f"{self.space.name}-{spec}-{digest}.pt"
+        total = config.epochs * config.resolved_iterations()
+        done = 0
         if path.is_file():
             try:
-                if "latents" in torch.load(path, map_location="cpu", weights_only=True):
+                cached = torch.load(path, map_location="cpu", weights_only=True)
+                done = int(cached["train"]["epochs_done"])
+                if "latents" in cached and done >= total:
                     return path
             except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt below
                 logger.warning("latent-bo: cached model %s is unreadable; pretraining again", path)
-        logger.info("latent-bo: pretraining %s on %s (cached at %s)", spec, self.space.name, path)
+                path.unlink(missing_ok=True)
+                done = 0
+        if not train:
+            return None
+        if not self.auto_pretrain:
+            raise ConfigError(f"latent-bo: no pretrained {spec} model for {self.space.name} in the cache and auto_pretrain is off; "
+                              f"train one with `nas-ray pretrain --space {self.space.name} --model {spec}` and pass its path as model")
         graphs = space_graphs(self.space, self.pretrain_graphs, seed=0)
-        pretrain(self.space, graphs, config, checkpoint=path, resume=True, device=self.device, progress=self.progress)
+        with _threads(self.threads):
+            estimate = estimate_pretrain_seconds(self.space, graphs, config, epochs=total - done, device=self.device)
+        bound = "" if self.pretrain_budget_s is None else f", bounded at {self.pretrain_budget_s:.0f} s"
+        logger.warning("latent-bo: pretraining the %s model for %s now (%d graphs, %d of %d epochs left, about %.0f minutes "
+                       "here%s); it is cached at %s. Pass model=PATH, pretrain_budget_s or auto_pretrain=False to avoid this.",
+                       spec, self.space.name, len(graphs), total - done, total, estimate / 60, bound, path)
+        with _threads(self.threads):
+            pretrain(self.space, graphs, config, checkpoint=path, resume=True, device=self.device, progress=self.progress,
+                     max_seconds=self.pretrain_budget_s)
         return path
 
     # ------------------------------------------------------------------ proposals
     def _propose(self) -> Architecture | None:
+        self._ensure_model()
         with _threads(self.threads):
             if not self.queue:
                 if not self.initial_done:
@@ -234,6 +275,7 @@ class LatentBOSearcher(ArchitectureSearcher):
             return self.space.sample(self.rng)
 
     def _accepted(self, arch: Architecture, arch_hash: str) -> None:
+        self._ensure_model()
         z = self._last_z
         if z is None:
             z = encode_archs(self.model, self.codec, [arch])[0].numpy().astype(np.float64)
@@ -396,9 +438,9 @@ class LatentBOSearcher(ArchitectureSearcher):
         path = state.get("model_path")
         before = getattr(self, "model_path", None)
         super().set_state(state)
-        if path and (before != path or not hasattr(self, "model")):
+        if path and (before != path or getattr(self, "model", None) is None):
             self.model_spec = path
-            self._load()
+            self._load(Path(path))
 
 
 def _jsonable(config: PretrainConfig) -> dict[str, Any]:

@@ -63,7 +63,9 @@ class NASGEMSearcher(ArchitectureSearcher):
 
     Args:
         encoder: a ``nas-ray train-encoder`` checkpoint; None trains one with ``AUTO_ENCODER`` updated
-            by ``encoder_options`` and caches it.
+            by ``encoder_options`` and caches it. The training happens when the encoder is first
+            needed (the first embedding), never while the searcher is built, and is announced with
+            a warning; ``auto_train=False`` makes an uncached encoder an error instead.
         num_initial: random architectures before the predictor is first fitted.
         candidates: M, the cells sampled per bootstrap step (the paper: 50,000 on NB101).
         refresh: fraction of the candidate pool resampled after each refit (1.0 = a fresh pool).
@@ -83,6 +85,7 @@ class NASGEMSearcher(ArchitectureSearcher):
         *,
         encoder: str | None = None,
         encoder_options: Mapping[str, Any] | None = None,
+        auto_train: bool = True,
         num_initial: int = 10,
         candidates: int = 10_000,
         refresh: float = 0.2,
@@ -111,6 +114,7 @@ class NASGEMSearcher(ArchitectureSearcher):
         self.pareto = bool(objective is not None and objective.pareto)
         self.encoder_spec = encoder
         self.encoder_options = dict(encoder_options or {})
+        self.auto_train = bool(auto_train)
         EncoderConfig.from_dict({**AUTO_ENCODER, **self.encoder_options})  # unknown options fail here, not later
         self.num_initial = int(num_initial)
         self.num_candidates = int(candidates)
@@ -135,17 +139,25 @@ class NASGEMSearcher(ArchitectureSearcher):
         self.fits = 0
         self.log: list[dict[str, float]] = []
         self._result: Mapping[str, Any] | None = None
-        self._load()
+        self.encoder = None
+        self.encoder_path = ""
+        self.features = AdjacencyFeatures(self.space)
+        path = self._resolve_encoder(train=False)  # a given or cached encoder loads now (cheap)
+        if path is not None:
+            self._load(path)
 
     # ------------------------------------------------------------------ the encoder
-    def _load(self) -> None:
+    def _ensure_encoder(self) -> None:
+        if self.encoder is None:
+            self._load(self._resolve_encoder(train=True))
+
+    def _load(self, path: Path) -> None:
         with _threads(self.threads):
-            path = self._resolve_encoder()
             self.encoder, _, _ = load_encoder(path, space=self.space)
         self.encoder_path = str(path)
         self.features = AdjacencyFeatures(self.space)
 
-    def _resolve_encoder(self) -> Path:
+    def _resolve_encoder(self, train: bool = True) -> Path | None:
         if self.encoder_spec is not None:
             path = Path(self.encoder_spec).expanduser()
             if not path.is_file():
@@ -160,12 +172,20 @@ class NASGEMSearcher(ArchitectureSearcher):
                 return path
             except CheckpointError:
                 logger.warning("nasgem: cached encoder %s is unreadable; training again", path)
-        logger.info("nasgem: training the kernel-guided encoder for %s (cached at %s)", self.space.name, path)
-        train_encoder(self.space, config, checkpoint=path, device=self.device, progress=self.progress)
+        if not train:
+            return None
+        if not self.auto_train:
+            raise ConfigError(f"nasgem: no trained encoder for {self.space.name} in the cache and auto_train is off; "
+                              f"train one with `nas-ray train-encoder --space {self.space.name}` and pass its path as encoder")
+        logger.warning("nasgem: training the kernel-guided encoder for %s now (%d pairs, %d iterations; cached at %s). "
+                       "Pass encoder=PATH or auto_train=False to avoid this.", self.space.name, config.pairs, config.iterations, path)
+        with _threads(self.threads):
+            train_encoder(self.space, config, checkpoint=path, device=self.device, progress=self.progress)
         return path
 
     def embed(self, archs: list[Architecture]) -> np.ndarray:
         """Encoder embeddings of ``archs`` [len, d]."""
+        self._ensure_encoder()
         with _threads(self.threads):
             return embed(self.encoder, self.features(archs))
 
@@ -210,6 +230,7 @@ class NASGEMSearcher(ArchitectureSearcher):
             if len(self.proposed) >= self.num_initial and self.live:
                 return None  # wait for the initial design's results
             return self.space.sample(self.rng)
+        self._ensure_encoder()
         with _threads(self.threads):
             if self.predictor is None or self.new_results >= self.batch_size or (self.new_results and not self.live):
                 self._refit()
@@ -304,9 +325,9 @@ class NASGEMSearcher(ArchitectureSearcher):
         path = state.get("encoder_path")
         before = getattr(self, "encoder_path", None)
         super().set_state(state)
-        if path and (before != path or not hasattr(self, "encoder")):
+        if path and (before != path or getattr(self, "encoder", None) is None):
             self.encoder_spec = path
-            self._load()
+            self._load(Path(path))
 
 
 def _record(config: EncoderConfig) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from the last finished epoch with the same batches and noise it would have had.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 import sys
@@ -43,12 +44,15 @@ from nas_ray.models.graph_vae import GraphBatch, GraphCodec, GraphVAE, graph_key
 from nas_ray.spaces import get_space
 from nas_ray.spaces.base import SearchSpace
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "MODELS",
     "PretrainConfig",
     "PretrainResult",
     "build_model",
     "pretrain",
+    "estimate_pretrain_seconds",
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
@@ -206,6 +210,9 @@ class PretrainResult:
     config: PretrainConfig
     history: list[dict[str, float]]
     checkpoint: Path | None
+    #: epochs trained in all, and whether that is the whole recipe (``max_seconds`` may stop it early)
+    epochs_done: int = 0
+    complete: bool = True
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -361,6 +368,7 @@ def pretrain(
     progress: bool = True,
     callback: Callable[[dict[str, float]], None] | None = None,
     validation: Sequence[Architecture] | None = None,
+    max_seconds: float | None = None,
 ) -> PretrainResult:
     """Train a graph VAE on ``archs`` (unlabelled) and return it in eval mode.
 
@@ -371,7 +379,14 @@ def pretrain(
     (``recon_acc``); with ``validation`` graphs also their greedy reconstruction (``val_recon_acc``,
     up to ``monitor`` of them) and the valid fraction of ``monitor`` stochastic decodes of the
     scaled prior (``prior_validity``).
+
+    ``max_seconds`` bounds the wall time: training stops after the epoch that passes it (at least
+    one epoch runs), the checkpoint is finalised all the same, and ``resume=True`` later continues
+    from there; the result says ``complete=False``.
     """
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConfigError(f"pretraining: max_seconds must be positive, got {max_seconds!r}")
+    started = time.perf_counter()
     space = get_space(space) if isinstance(space, str) else space
     config = config or PretrainConfig()
     codec = GraphCodec(space)
@@ -415,6 +430,7 @@ def pretrain(
         val_batch, val_keys = codec.batch(val).to(dev), [codec.key(a) for a in val]
     bar = _Progress(total_epochs, progress, f"pretrain {config.model} on {space.name}")
     bar.update(start)
+    epochs_done = start
     for done in range(start, total_epochs):
         iteration, epoch = divmod(done, config.epochs)
         if epoch == 0 and iteration > 0:  # DVAE-EMB: the next iteration (deterministic, so resuming here is exact)
@@ -469,12 +485,51 @@ def pretrain(
             save_checkpoint(checkpoint, _payload(model, space, config, history, optimizer, scheduler, done + 1, n))
         if callback is not None:  # after the save: an interruption here loses nothing
             callback(record)
+        epochs_done = done + 1
+        if max_seconds is not None and time.perf_counter() - started >= max_seconds and epochs_done < total_epochs:
+            logger.warning("pretraining %s: stopped at the time budget (%.0f s) after %d of %d epochs; resume to continue",
+                           config.model, max_seconds, epochs_done, total_epochs)
+            break
     bar.close()
     model.eval()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, _payload(model, space, config, history, optimizer, scheduler, total_epochs, n,
+        save_checkpoint(checkpoint, _payload(model, space, config, history, optimizer, scheduler, epochs_done, n,
                                              latents=encode_archs(model, codec, archs)))
-    return PretrainResult(model, space, config, history, Path(checkpoint) if checkpoint is not None else None)
+    return PretrainResult(model, space, config, history, Path(checkpoint) if checkpoint is not None else None,
+                          epochs_done=epochs_done, complete=epochs_done >= total_epochs)
+
+
+def estimate_pretrain_seconds(space: SearchSpace, archs: Sequence[Architecture], config: PretrainConfig | None = None, *,
+                              epochs: int | None = None, device: str | torch.device | None = None, steps: int = 3) -> float:
+    """Seconds ``pretrain`` is expected to take on this machine: a few training steps of a throwaway
+    model are timed (after one warm-up step) and scaled to the recipe's epochs (or ``epochs``).
+    Costs a second or two; the global torch RNG is left as it was."""
+    space = get_space(space) if isinstance(space, str) else space
+    config = config or PretrainConfig()
+    codec = GraphCodec(space)
+    archs = list(archs)
+    if not archs:
+        raise ConfigError("pretraining needs at least one architecture")
+    dev = default_device(device)
+    batch_size = config.resolved_batch_size(space)
+    rng_state = torch.get_rng_state()
+    try:
+        model = build_model(config.model, codec, **config.model_options).to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        batch = codec.batch(archs[:batch_size]).to(dev)
+        timed = 0.0
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            loss = model.loss(batch, beta=config.beta, eps_scale=config.eps_scale, reduction=config.reduction)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if i:
+                timed += time.perf_counter() - t0
+    finally:
+        torch.set_rng_state(rng_state)
+    total = epochs if epochs is not None else config.epochs * config.resolved_iterations()
+    return timed / steps * math.ceil(len(archs) / batch_size) * total
 
 
 def _diff(a: PretrainConfig, b: PretrainConfig) -> str:

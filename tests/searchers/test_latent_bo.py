@@ -151,3 +151,35 @@ def test_bad_checkpoints(checkpoint, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(CheckpointError, match="did not finish"):
         get_searcher("latent-bo", "nasbench201", model=str(partial))
     assert np.isfinite(score(space.sample(0)))
+
+
+def test_pretraining_waits_for_the_first_suggest_is_announced_and_bounded(tmp_path, monkeypatch, caplog) -> None:  # noqa: ANN001
+    import logging
+
+    import torch
+
+    monkeypatch.setenv("NAS_RAY_CACHE", str(tmp_path / "cache"))
+    space = get_space("enas-macro", num_layers=4)
+    tiny = {"model": "dvae", "pretrain": {"epochs": 3, "model_options": {"hidden_dim": 8, "latent_dim": 2}}, "pretrain_graphs": 64,
+            **SMALL, "acquisition": "pool", "pool_size": 64}
+    searcher = get_searcher("latent-bo", space, seed=0, pretrain_budget_s=1e-3, **tiny)
+    assert searcher.model is None and not (tmp_path / "cache").exists()  # building it trained nothing
+    with caplog.at_level(logging.WARNING):
+        searcher.suggest("0")
+    assert "pretraining the dvae model for enas-macro now" in caplog.text and "about" in caplog.text
+    assert "stopped at the time budget" in caplog.text
+    (cached,) = (tmp_path / "cache" / "graph-vae").glob("*.pt")
+    assert torch.load(cached, weights_only=True)["train"]["epochs_done"] == 1  # the budget cut it after one epoch
+    # the next run with no budget continues that training at its first suggest, then it is simply loaded
+    again = get_searcher("latent-bo", space, seed=0, **tiny)
+    assert again.model is None
+    again.suggest("0")
+    assert torch.load(cached, weights_only=True)["train"]["epochs_done"] == 3
+    assert get_searcher("latent-bo", space, seed=0, **tiny).model is not None
+    # auto_pretrain off: an uncached model is an error that says how to make one
+    monkeypatch.setenv("NAS_RAY_CACHE", str(tmp_path / "empty"))
+    off = get_searcher("latent-bo", space, seed=0, auto_pretrain=False, **tiny)
+    with pytest.raises(ValueError, match="auto_pretrain is off; train one with `nas-ray pretrain"):
+        off.suggest("0")
+    with pytest.raises(ValueError, match="pretrain_budget_s must be a positive"):
+        get_searcher("latent-bo", space, pretrain_budget_s=0, **tiny)

@@ -124,3 +124,13 @@ def test_search_with_a_cost_writes_the_front(tmp_path) -> None:  # noqa: ANN001
         run(evaluator=ConvsAndLatency(), searcher="random", budget=3, pareto=True, progress=False)
     with pytest.raises(UnknownName, match="lat_ms"):  # a misnamed cost stops the search, not each trial
         run(evaluator=ConvsAndLatency(), searcher="random", budget=3, cost="lat_ms", progress=False)
+
+
+def test_building_trains_nothing_and_auto_train_can_be_off(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("NAS_RAY_CACHE", str(tmp_path / "cache"))
+    searcher = make(auto_train=False, num_initial=2)
+    assert searcher.encoder is None and not (tmp_path / "cache").exists()
+    for q in range(2):  # the random initial design needs no encoder
+        searcher.suggest(str(q))
+    with pytest.raises(ValueError, match="auto_train is off; train one with `nas-ray train-encoder --space nasbench201`"):
+        searcher.on_trial_complete("0", {"reward": 1.0})
