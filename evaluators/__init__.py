@@ -6,6 +6,7 @@
 
 from nas_ray.errors import ArchitectureNotInTable
 from nas_ray.evaluators.base import Evaluator, Step
+from nas_ray.evaluators.specs import evaluator_kinds, get_evaluator, register_evaluator
 from nas_ray.evaluators.tables import Table, load_enas6, load_nasbench101, load_nasbench101_subset, load_nasbench201
 from nas_ray.evaluators.tabular import NB201_DATASETS, TabularEvaluator
 # training.py imports torch / scikit-learn / nasbench-pytorch only inside its functions
@@ -45,6 +46,9 @@ def __getattr__(name: str):  # noqa: ANN202
 __all__ = [
     *_LAZY,
     "Evaluator",
+    "get_evaluator",
+    "register_evaluator",
+    "evaluator_kinds",
     "ImageTrainingEvaluator",
     "Step",
     "TabularEvaluator",

@@ -8,6 +8,12 @@ caller can store the resolved options and rebuild the same network later::
     options = network_options("nasbench201", preset="default", channels=8)
     model = build_network("nasbench201", arch, num_classes=100, **options)
 
+A space of your own gets networks (and with them the ``train:<dataset>`` evaluators) with
+``register_network(space_name, builder, presets)``: ``builder(space, arch, num_classes=...,
+in_channels=..., **options)`` returns an ``nn.Module`` for images ``[B, in_channels, H, W]``,
+``presets`` maps names to option dicts (one named "default"), ``dataset_presets`` the preset a dataset
+gets where the default does not fit (``{"digits": "small"}`` for 8x8 images).
+
 This module imports torch at the top: ``nas_ray.evaluators`` does not import it eagerly.
 """
 
@@ -32,6 +38,8 @@ from nas_ray.spaces.nasbench201 import OPS as NB201_OPS
 
 __all__ = [
     "PRESETS",
+    "register_network",
+    "network_preset_for",
     "build_network",
     "network_options",
     "parameter_count",
@@ -79,12 +87,59 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+#: space name -> (builder(space, arch, num_classes=, in_channels=, **options), the space an architecture
+#: implies or None, dataset -> preset)
+_NETWORKS: dict[str, tuple[Callable[..., nn.Module], Callable[[Architecture], SearchSpace] | None, dict[str, str]]] = {}
+
+
+def register_network(
+    space: str | SearchSpace,
+    builder: Callable[..., nn.Module],
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    dataset_presets: Mapping[str, str] | None = None,
+    space_for: Callable[[Architecture], SearchSpace] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Give the space named ``space`` networks: ``builder(space, arch, num_classes=..., in_channels=...,
+    **options)`` builds one; ``presets`` name option sets (default: one empty "default" preset; every
+    preset needs the same keys, which are the options a user may set); ``dataset_presets`` maps a
+    dataset to the preset it gets by default; ``space_for(arch)`` builds the space an architecture
+    implies when only the space's name is given (default: ``get_space(name)``)."""
+    name = space.name if isinstance(space, SearchSpace) else space
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"register_network: space must be a space name or a SearchSpace, got {space!r}")
+    if not callable(builder):
+        raise ConfigTypeError(f"register_network({name!r}): builder must be callable, got {builder!r}")
+    if name in _NETWORKS and not overwrite:
+        raise ConfigError(f"space {name!r} already has networks (pass overwrite=True to replace them)")
+    presets = {k: dict(v) for k, v in (presets or {"default": {}}).items()}
+    if "default" not in presets:
+        raise ConfigError(f"register_network({name!r}): presets need one named 'default', got {', '.join(presets)}")
+    for preset, values in presets.items():
+        if set(values) != set(presets["default"]):
+            raise ConfigError(f"register_network({name!r}): preset {preset!r} has options {sorted(values)}, "
+                              f"the default has {sorted(presets['default'])}")
+    for dataset, preset in (dataset_presets or {}).items():
+        if preset not in presets:
+            raise ConfigError(f"register_network({name!r}): dataset {dataset!r} names an unknown preset {preset!r}")
+    PRESETS[name] = presets
+    _NETWORKS[name] = (builder, space_for, dict(dataset_presets or {}))
+
+
+def network_preset_for(space_name: str, dataset: str | None) -> str | None:
+    """The preset ``dataset`` gets by default on ``space_name`` (None: the "default" preset)."""
+    entry = _NETWORKS.get(space_name)
+    return None if entry is None or dataset is None else entry[2].get(dataset)
+
+
 # ---------------------------------------------------------------------------------- public entry points
 def network_options(space_name: str, preset: str | None = None, **options: Any) -> dict[str, Any]:
     """The options of ``preset`` (None: "default") of ``space_name``, with ``options`` replacing single
     fields; ValueError naming the valid presets or options for an unknown one."""
     if space_name not in PRESETS:
-        raise ConfigError(f"no network for space {space_name!r}; networks exist for: {', '.join(PRESETS)}")
+        raise ConfigError(f"no network for space {space_name!r}; networks exist for: {', '.join(PRESETS)} "
+                          "(register_network gives a space networks)")
     presets = PRESETS[space_name]
     name = "default" if preset is None else preset
     if name not in presets:
@@ -127,10 +182,14 @@ def build_network(
     _check_int(name, "num_classes", num_classes)
     _check_int(name, "in_channels", in_channels)
     arch = _as_architecture(name, arch)
+    builder, space_for, _ = _NETWORKS[name]
     if not isinstance(space, SearchSpace):
-        space = _space_for(name, arch)
+        space = space_for(arch) if space_for is not None else get_space(name)
     arch = space.canonicalize(arch)
-    return _BUILDERS[name](space, arch, num_classes, in_channels, resolved)
+    model = builder(space, arch, num_classes=num_classes, in_channels=in_channels, **resolved)
+    if not isinstance(model, nn.Module):
+        raise ConfigTypeError(f"the network builder of {name} returned {type(model).__name__}, not a torch nn.Module")
+    return model
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -164,15 +223,17 @@ def _as_architecture(space: str, arch: Any) -> Architecture:
     return arch
 
 
-def _space_for(name: str, arch: Architecture) -> SearchSpace:
-    """The space ``name`` with the options that ``arch``'s size implies."""
-    if name in ("enas-macro", "randwire"):
+def _sized_space(name: str, option: str) -> Callable[[Architecture], SearchSpace]:
+    """``space_for`` of a space whose size option (``option``) follows from an architecture's inner nodes."""
+
+    def space_for(arch: Architecture) -> SearchSpace:
         inner = arch.num_nodes - 2
         if inner < 1:
             raise InvalidArchitecture(f"{name}: an architecture needs an input, an inner node and an output, "
                                       f"got {arch.num_nodes} nodes")
-        return get_space(name, **{"num_layers" if name == "enas-macro" else "num_nodes": inner})
-    return get_space(name)
+        return get_space(name, **{option: inner})
+
+    return space_for
 
 
 def _separable_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> list[nn.Module]:
@@ -525,9 +586,19 @@ def _build_randwire(space: SearchSpace, arch: Architecture, num_classes: int, in
     return RandWireNetwork(arch, num_classes=num_classes, in_channels=in_channels, **options)
 
 
-_BUILDERS: dict[str, Callable[[SearchSpace, Architecture, int, int, dict[str, Any]], nn.Module]] = {
-    "nasbench101": _build_nasbench101,
-    "nasbench201": _build_nasbench201,
-    "enas-macro": _build_enas,
-    "randwire": _build_randwire,
-}
+def _keywords(build: Callable[[SearchSpace, Architecture, int, int, dict[str, Any]], nn.Module]) -> Callable[..., nn.Module]:
+    def builder(space: SearchSpace, arch: Architecture, *, num_classes: int, in_channels: int, **options: Any) -> nn.Module:
+        return build(space, arch, num_classes, in_channels, options)
+
+    return builder
+
+
+# the built-in spaces' networks, registered as a user's would be (8x8 digits get small networks)
+register_network("nasbench101", _keywords(_build_nasbench101), PRESETS["nasbench101"], dataset_presets={"digits": "small"},
+                 overwrite=True)
+register_network("nasbench201", _keywords(_build_nasbench201), PRESETS["nasbench201"], overwrite=True)
+register_network("enas-macro", _keywords(_build_enas), PRESETS["enas-macro"], dataset_presets={"digits": "small"},
+                 space_for=_sized_space("enas-macro", "num_layers"), overwrite=True)
+register_network("randwire", _keywords(_build_randwire), PRESETS["randwire"],
+                 dataset_presets={"digits": "small", "cifar10": "cifar", "cifar100": "cifar"},
+                 space_for=_sized_space("randwire", "num_nodes"), overwrite=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
-from nas_ray.errors import ArchitectureNotInTable, ConfigError, UnknownName
+from nas_ray.errors import ArchitectureNotInTable, ConfigError, DataFileError, UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.evaluators.tables import (
     Table,
@@ -38,7 +40,8 @@ class TabularEvaluator(Evaluator):
     """
 
     def __init__(self, table: Table, reward: str, report: Sequence[str] = (), *, mode: str = "max",
-                 dataset: str | None = None) -> None:
+                 dataset: str | None = None, key: Callable[[Architecture], Hashable] | None = None,
+                 metric_scale: float | None = None) -> None:
         for col in (reward, *report):
             if col not in table.columns:
                 raise UnknownName(f"table {table.name} has no column {col!r}; its columns: {', '.join(table.columns)}")
@@ -53,12 +56,69 @@ class TabularEvaluator(Evaluator):
         self.dataset = dataset
         self._cols = [table.columns.index(c) for c in (reward, *self.report)]
         self._names = ("reward", reward, *self.report)
-        # every table's accuracies are percentages except ENAS-6's weight-sharing fractions
-        self.metric_scale = 1.0 if table.name == "enas6" else 100.0
+        #: the row key of an architecture (default: the space's hash, which the built-in tables use)
+        self.key = key
+        #: what 100 % is in the reward's units (percentages: 100; ENAS-6's weight-sharing fractions: 1)
+        self.metric_scale = 100.0 if metric_scale is None else float(metric_scale)
 
     def with_report(self, *columns: str) -> TabularEvaluator:
         """The same evaluator reporting ``columns`` too (e.g. a cost column for multi-objective search)."""
-        return TabularEvaluator(self.table, self.reward, (*self.report, *columns), mode=self.mode, dataset=self.dataset)
+        return TabularEvaluator(self.table, self.reward, (*self.report, *columns), mode=self.mode, dataset=self.dataset,
+                                key=self.key, metric_scale=self.metric_scale)
+
+    # ------------------------------------------------------------------ your own table
+    @classmethod
+    def from_table(
+        cls,
+        data: Any,
+        *,
+        space: Any,
+        reward: str,
+        report: Sequence[str] = (),
+        key: Callable[[Architecture], Hashable] | None = None,
+        key_column: str | None = None,
+        mode: str = "max",
+        metric_scale: float = 100.0,
+        name: str | None = None,
+        dataset: str | None = None,
+    ) -> TabularEvaluator:
+        """An evaluator over your own benchmark table, no subclass needed.
+
+        ``data``: a pandas DataFrame, or the path of a CSV file (a header row) or a JSON file (an
+        object ``{key: {column: value}}`` or a list of row objects). The row key is ``key_column``,
+        else the DataFrame's index, a CSV's first column, or a JSON object's keys (a JSON list needs
+        ``key_column``). ``key(arch)`` gives an architecture's row key (default: ``space.hash(arch)``;
+        e.g. ``lambda a: "-".join(a.ops[1:-1])`` for a chain of layers). ``reward`` is the column the
+        searchers optimise (``mode`` "max" or "min"), ``report`` columns are recorded beside it, and
+        ``metric_scale`` says what 100 % is in the reward's units (100 for percentages, 1 for fractions).
+        """
+        import pandas as pd
+
+        from nas_ray.evaluators.tables import Table
+        from nas_ray.spaces import get_space
+
+        space = get_space(space) if isinstance(space, str) else space
+        frame, source = _read_frame(data, key_column)
+        label = name or (Path(source).stem if source else "table")
+        for col in (reward, *report):
+            if col not in frame.columns:
+                raise UnknownName(f"table {label} has no column {col!r}; its columns: {', '.join(map(str, frame.columns))}")
+        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+        for col in (reward, *report):
+            if col not in numeric:
+                raise ConfigError(f"table {label}: column {col!r} is not numeric (dtype {frame[col].dtype})")
+        keys = [str(k) for k in frame.index]
+        if len(set(keys)) != len(keys):
+            seen: set[str] = set()
+            dup = next(k for k in keys if k in seen or seen.add(k))
+            raise ConfigError(f"table {label}: the row key {dup!r} appears more than once")
+        if not keys:
+            raise ConfigError(f"table {label} has no rows")
+        values = frame[numeric].to_numpy(dtype=float)
+        values.setflags(write=False)
+        table = Table(name=label, space=space, columns=tuple(map(str, numeric)), values=values,
+                      rows={k: i for i, k in enumerate(keys)}, source=Path(source or f"<{label}>"))
+        return cls(table, reward, report, mode=mode, dataset=dataset, key=key, metric_scale=metric_scale)
 
     # ------------------------------------------------------------------ benchmarks
     @classmethod
@@ -81,7 +141,7 @@ class TabularEvaluator(Evaluator):
     @classmethod
     def enas6(cls, *, data_dir: str | os.PathLike[str] | None = None, burn_in: int = 1000) -> TabularEvaluator:
         """ENAS-6 weight-sharing validation accuracy (fraction), D-VAE's table after its burn-in."""
-        return cls(load_enas6(data_dir, burn_in=burn_in), "ws_val_acc", dataset="cifar10")
+        return cls(load_enas6(data_dir, burn_in=burn_in), "ws_val_acc", dataset="cifar10", metric_scale=1.0)
 
     @classmethod
     def nasbench101_subset(cls, *, data_dir: str | os.PathLike[str] | None = None) -> TabularEvaluator:
@@ -128,7 +188,7 @@ class TabularEvaluator(Evaluator):
         return dict(zip(self._names, [values[0], *values]))
 
     def evaluate(self, arch: Architecture) -> dict[str, float]:
-        return self.lookup(self.space.hash(arch))
+        return self.lookup(self.space.hash(arch) if self.key is None else str(self.key(arch)))
 
     def best(self) -> tuple[str, dict[str, float]]:
         """The table's best entry by reward, with its metrics."""
@@ -140,3 +200,47 @@ class TabularEvaluator(Evaluator):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "table": str(self.table.source), "reward_column": self.reward, "report": list(self.report),
                 "dataset": self.dataset}
+
+
+def _read_frame(data: Any, key_column: str | None) -> tuple[Any, str | None]:
+    """``data`` as a DataFrame indexed by the row key, and the file it came from (None for a frame)."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        frame, source = data, None
+        if key_column is not None:
+            if key_column not in frame.columns:
+                raise UnknownName(f"the table has no key column {key_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+            frame = frame.set_index(key_column)
+        return frame, source
+    if not isinstance(data, (str, os.PathLike)):
+        raise ConfigError(f"a table is a pandas DataFrame or the path of a CSV or JSON file, got {type(data).__name__}")
+    path = Path(data).expanduser()
+    if not path.is_file():
+        raise DataFileError(f"table file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+            column = key_column or str(frame.columns[0])
+        elif suffix == ".json":
+            raw = json.loads(path.read_text())
+            if isinstance(raw, dict):
+                frame = pd.DataFrame.from_dict(raw, orient="index")
+                column = key_column
+            elif isinstance(raw, list):
+                frame = pd.DataFrame(raw)
+                if key_column is None:
+                    raise ConfigError(f"{path}: a JSON list of rows needs key_column (the field that names each row)")
+                column = key_column
+            else:
+                raise ConfigError(f"{path}: JSON table must be an object of rows or a list of rows, got {type(raw).__name__}")
+        else:
+            raise ConfigError(f"{path}: a table file must be .csv or .json, got {suffix or 'no suffix'}")
+    except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path}: not a readable table ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if column is not None:
+        if column not in frame.columns:
+            raise UnknownName(f"{path} has no key column {column!r}; its columns: {', '.join(map(str, frame.columns))}")
+        frame = frame.set_index(column)
+    return frame, str(path)

@@ -484,9 +484,6 @@ def nasbench101_parameter_count(model: torch.nn.Module) -> int:
 
 #: (classes, input channels) of the datasets ``load_dataset`` reads, known without reading them
 DATASET_SHAPES = {"digits": (10, 1), "cifar10": (10, 3), "cifar100": (100, 3)}
-#: network preset per (dataset, space) where the space's default does not fit: 8x8 digits get small networks
-DEFAULT_PRESETS = {("digits", "nasbench101"): "small", ("digits", "enas-macro"): "small", ("digits", "randwire"): "small",
-                   ("cifar10", "randwire"): "cifar", ("cifar100", "randwire"): "cifar"}
 
 
 class ImageTrainingEvaluator(TrainingEvaluator):
@@ -521,7 +518,7 @@ class ImageTrainingEvaluator(TrainingEvaluator):
         **options: Any,
     ) -> None:
         from nas_ray.evaluators.datasets import DATASETS, ImageData
-        from nas_ray.evaluators.networks import network_options
+        from nas_ray.evaluators.networks import network_options, network_preset_for
 
         fields = {f.name for f in dataclasses.fields(TrainingConfig)}
         overrides = {k: v for k, v in options.items() if k in fields}
@@ -542,7 +539,7 @@ class ImageTrainingEvaluator(TrainingEvaluator):
             raise ConfigError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
         self.data_dir = None if data_dir is None else str(data_dir)
         self.val_size, self.split_seed, self.train_fraction = val_size, split_seed, float(train_fraction)
-        self.preset = preset or DEFAULT_PRESETS.get((self.dataset, space_obj.name))
+        self.preset = preset or network_preset_for(space_obj.name, self.dataset)
         network = {k: v for k, v in options.items() if k not in fields}
         known = network_options(space_obj.name, self.preset)
         unknown = sorted(set(network) - set(known))

@@ -9,6 +9,7 @@ True
 
 from nas_ray.errors import (
     ArchitectureNotInTable,
+    ConfigError,
     DataFileError,
     InvalidArchitecture,
     NasRayError,
@@ -19,16 +20,28 @@ from nas_ray.spaces import SearchSpace, available_spaces, get_space, register_sp
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):  # noqa: ANN202 - the evaluator registry loads on first use (it imports numpy and the tables)
+    if name in ("register_evaluator", "get_evaluator"):
+        from nas_ray.evaluators import specs
+
+        return getattr(specs, name)
+    raise AttributeError(f"module 'nas_ray' has no attribute {name!r}")
+
+
 __all__ = [
     "Architecture",
     "SearchSpace",
     "get_space",
     "register_space",
     "available_spaces",
+    "register_evaluator",
+    "get_evaluator",
     "InvalidArchitecture",
     "ArchitectureNotInTable",
     "DataFileError",
     "UnknownName",
+    "ConfigError",
     "NasRayError",
     "__version__",
 ]

@@ -12,30 +12,29 @@ from typing import Any
 import numpy as np
 from nas_ray.errors import ConfigError
 
-# Published 100-query anchors on NB201 test accuracy: GraphPNAS paper, and random
-# search reproduced on this table over 500 seeds.
-NB201_ANCHORS = {
-    "cifar10": {"GraphPNAS (paper)": 94.34, "REINFORCE (paper)": 93.90, "random (paper)": 93.86, "random (reproduced, 500 seeds)": 93.75},
-    "cifar100": {"GraphPNAS (paper)": 73.35, "REINFORCE (paper)": 71.86, "random (paper)": 71.55, "random (reproduced, 500 seeds)": 71.50},
-    "imagenet16-120": {"GraphPNAS (paper)": 46.50, "REINFORCE (paper)": 45.64, "random (paper)": 45.28, "random (reproduced, 500 seeds)": 45.49},
-}
+from nas_ray.spaces.nasbench201 import NB201_ANCHORS  # noqa: F401 - kept importable from here
 
 
 def _evaluator_for(space: str, dataset: str | None, evaluator: str | None, data_dir: Any):  # noqa: ANN202
     from nas_ray.evaluators.specs import get_evaluator
 
     if evaluator is None:
-        tables = {"nasbench201": f"table:nasbench201:{dataset or 'cifar10'}", "enas-macro": "table:enas6",
-                  "nasbench101": "table:nasbench101"}
-        if space not in tables:
-            raise ConfigError(f"no benchmark table for space {space!r}; pass --evaluator table:...")
-        evaluator = tables[space]
+        from nas_ray.spaces import get_space
+
+        evaluator = get_space(space).benchmark(dataset)
+        if evaluator is None:
+            raise ConfigError(f"space {space!r} has no benchmark table of its own; pass --evaluator")
     return get_evaluator(evaluator, data_dir=data_dir)
 
 
-def options_for(name: str, options: Mapping[str, Any] | None, space: str, dataset: str | None) -> dict[str, Any]:
-    """The options one searcher gets: unprefixed ones go to every searcher, ``name.key`` only to
-    ``name``. GraphPNAS on NB201 gets the official code's preset for the dataset unless one is named."""
+def options_for(name: str, options: Mapping[str, Any] | None, space: Any, dataset: str | None,
+                budget: int | None = None) -> dict[str, Any]:
+    """The options one searcher gets: the searcher's own defaults for this space, dataset and budget
+    (``defaults_for``; e.g. GraphPNAS's preset for the NB201 dataset), then the user's: unprefixed
+    ones go to every searcher, ``name.key`` only to ``name``."""
+    from nas_ray.searchers import SEARCHERS
+    from nas_ray.spaces import get_space
+
     out: dict[str, Any] = {}
     for key, value in (options or {}).items():
         target, dot, rest = key.partition(".")
@@ -43,14 +42,20 @@ def options_for(name: str, options: Mapping[str, Any] | None, space: str, datase
             out[key] = value
         elif target == name:
             out[rest] = value
-    if name in ("graphpnas", "graphpnas-rllib") and space == "nasbench201" and "preset" not in out and dataset:
-        out["preset"] = f"nb201-{dataset}"
-    return out
+    cls = SEARCHERS.get("graphpnas" if name == "graphpnas-rllib" else name)
+    defaults = cls.defaults_for(get_space(space) if isinstance(space, str) else space, budget=budget, dataset=dataset)
+    if "population_size" in out:
+        defaults.pop("sample_size", None)
+    return {**defaults, **out}
 
 
 def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
     """One searcher x seed run (a top-level function so worker processes can run it)."""
-    name, seed, space, dataset, evaluator, budget, data_dir, options, reported, threads, multi = job
+    name, seed, space, dataset, evaluator, budget, data_dir, options, reported, threads, multi, imports = job
+    if imports:  # a spawned worker: the user's spaces, searchers and evaluators register again here
+        from nas_ray.plugins import import_plugins
+
+        import_plugins(imports)
     if threads is not None:
         import torch
 
@@ -107,6 +112,7 @@ def run_bench(
     cost: str | None = None,
     lam: float = 0.02,
     pareto: bool = False,
+    imports: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run every searcher with seeds 0..seeds-1; the number reported per run is the reported column
     (e.g. NB201 test accuracy) of the architecture with the best reward after ``budget`` queries.
@@ -117,8 +123,17 @@ def run_bench(
     ``cost`` (a column of the table, e.g. ``lat_pixel3_ms``) makes it a multi-objective benchmark: the
     searchers optimise the efficiency score (``pareto``: nasgem models both objectives), and the
     number per run is the hypervolume of the (reported accuracy, cost) points it evaluated, against
-    the table's worst accuracy and highest cost."""
+    the table's worst accuracy and highest cost.
+
+    ``imports``: modules (or ``.py`` files) that register your own spaces, searchers or evaluators;
+    imported here and in every worker process (default: whatever ``import_plugins`` loaded so far)."""
+    from nas_ray.plugins import import_plugins, loaded_plugins
+
+    imports = list(imports) if imports is not None else loaded_plugins()
+    import_plugins(imports)
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
+    if evaluator is not None:  # the evaluator names the space (and, for a table, its dataset)
+        space, dataset = ev.space.name, getattr(ev, "dataset", None)
     reported = ev.report[0] if getattr(ev, "report", ()) else ev.metric
     multi = None
     if cost is not None or pareto:
@@ -131,8 +146,8 @@ def run_bench(
                  "reference": (float(np.nanmin(table.column(reported))), float(np.nanmax(table.column(cost))))}
     data_dir = str(data_dir) if data_dir is not None else None
     jobs = [
-        (name, seed, space, dataset, evaluator, budget, data_dir, options_for(name, searcher_options, space, dataset),
-         reported, 1 if workers > 1 else None, multi)
+        (name, seed, space, dataset, evaluator, budget, data_dir, options_for(name, searcher_options, ev.space, dataset, budget),
+         reported, 1 if workers > 1 else None, multi, imports)
         for name in searchers
         for seed in range(seeds)
     ]
@@ -170,7 +185,7 @@ def run_bench(
         summary[name] = {"mean": float(finals.mean()), "std": float(finals.std()), "n": int(len(finals))}
         timing[name] = {k: float(sum(r[k] for r in mine)) for k in ("searcher_s", "evaluator_s", "wall_s")}
         curves[name] = np.array([r["curve"] for r in mine])
-    anchors = NB201_ANCHORS.get(dataset, {}) if ev.space.name == "nasbench201" and evaluator is None and multi is None else {}
+    anchors = ev.space.published("bench", dataset) if evaluator is None and multi is None else {}
     out = {
         "json": {"summary": summary, "runs": runs, "space": ev.space.name, "dataset": dataset, "budget": budget,
                  "reported": reported, "reward": getattr(ev, "reward", ev.metric), "timing": timing,

@@ -83,21 +83,10 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
 
 
 def _import_plugins(modules: list[str]) -> None:
-    """Import user modules (names or .py paths) that register their own spaces / searchers."""
-    for spec in modules:
-        if spec.endswith(".py"):
-            path = Path(spec)
-            if not path.is_file():
-                raise UsageError(f"--import: no such file {spec}")
-            module_spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[path.stem] = module
-            module_spec.loader.exec_module(module)
-        else:
-            try:
-                importlib.import_module(spec)
-            except ImportError as exc:
-                raise UsageError(f"--import: cannot import {spec!r}: {exc}") from None
+    """Import user modules (names or .py paths) that register their own spaces / searchers / evaluators."""
+    from nas_ray.plugins import import_plugins
+
+    import_plugins(modules)
 
 
 def _searcher_arg(name: str) -> str:
@@ -434,7 +423,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
 def cmd_vae_metrics(args: argparse.Namespace) -> int:
     from nas_ray.latent import vae_dataset
-    from nas_ray.models.vae_metrics import PUBLISHED_ENAS6, format_abilities, vae_abilities
+    from nas_ray.models.vae_metrics import format_abilities, vae_abilities
     from nas_ray.models.vae_training import load_checkpoint
     from nas_ray.spaces import get_space
 
@@ -444,7 +433,7 @@ def cmd_vae_metrics(args: argparse.Namespace) -> int:
     print(f"measuring {ckpt['model']} ({len(ckpt['history'])} epochs) on {len(data.test)} test graphs: {data.source}", file=sys.stderr)
     row = vae_abilities(args.checkpoint, data.train, data.test, data.y_train, data.y_test, decodes=args.decodes,
                         prior_samples=args.prior_samples, sgp_seeds=range(1, args.sgp_seeds + 1), device=args.device)
-    published = PUBLISHED_ENAS6 if space.name == "enas-macro" else {}
+    published = space.published("vae-abilities")
     print(format_abilities({Path(args.checkpoint).stem: row}, published))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=1))
@@ -519,6 +508,25 @@ def cmd_searchers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluators(args: argparse.Namespace) -> int:
+    from nas_ray.evaluators.specs import evaluator_kinds
+
+    _import_plugins(args.imports or [])
+    for kind in evaluator_kinds():
+        print(f"{kind.name:<12} {kind.help}")
+        print(f"{'':<12} e.g. {', '.join(kind.examples)}")
+    return 0
+
+
+def _evaluator_help(default: str | None = None) -> str:
+    """The --evaluator help, from the registry: its kinds, and where more come from."""
+    from nas_ray.evaluators.specs import evaluator_kinds
+
+    kinds = ", ".join(kind.help.split(" ")[0] for kind in evaluator_kinds())
+    return (f"KIND[:ARGUMENT]: {kinds}, or a kind that --import registers; see `nas-ray evaluators`"
+            + (f" ({default})" if default else ""))
+
+
 # ---------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas-ray", description="Graph-based neural architecture search on Ray.")
@@ -533,8 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space-option", action="append", metavar="KEY=VALUE", help="e.g. num_layers=12")
     s.add_argument("--searcher", help="registered name or module:Class (default evolution); see `nas-ray searchers`")
     s.add_argument("--searcher-option", action="append", metavar="KEY=VALUE", help="e.g. population_size=10")
-    s.add_argument("--evaluator", help="train:digits (default), train:cifar10, train:cifar100, supernet:enas-macro "
-                   "or table:<benchmark>[:<dataset>], e.g. table:nasbench201:cifar10")
+    s.add_argument("--evaluator", help=_evaluator_help("default train:digits"))
     s.add_argument("--budget", type=int, help="unique architectures to evaluate (default 24)")
     s.add_argument("--seed", type=int, help="searcher seed (default 0)")
     s.add_argument("--max-concurrent", type=int, help="trials at a time (default 2)")
@@ -554,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pareto", action="store_true", default=None,
                    help="search for the non-dominated set (nasgem models both objectives; others use the score)")
     s.add_argument("--import", dest="import", action="append", metavar="MODULE",
-                   help="import a module or .py file that registers your own spaces/searchers")
+                   help="import a module or .py file that registers your own spaces, searchers or evaluators")
     s.set_defaults(func=cmd_search)
 
     rs = sub.add_parser("resume", help="continue a Tune search whose driver died, from its results folder",
@@ -568,8 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="GraphPNAS's search as an RLlib algorithm: env runners build architectures with "
                        "the generator and evaluate them (in parallel with --num-env-runners), the learner refits the "
                        "generator on the replay buffer's best. Writes the same results files as `search`.")
-    r.add_argument("--evaluator", required=True, help="table:<benchmark>[:<dataset>], train:<dataset> or "
-                   "supernet:enas-macro, e.g. table:nasbench201:cifar10")
+    r.add_argument("--evaluator", required=True, help=_evaluator_help())
     r.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE", help="e.g. warmup_epochs=60")
     r.add_argument("--space", help="search space (default: the evaluator's)")
     r.add_argument("--space-option", action="append", metavar="KEY=VALUE")
@@ -593,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "reported metric of the best-reward architecture.")
     b.add_argument("--space", default="nasbench201")
     b.add_argument("--dataset", default="cifar10", help="NB201: cifar10, cifar100 or imagenet16-120")
-    b.add_argument("--evaluator", help="override the table, e.g. table:enas6")
+    b.add_argument("--evaluator", help=_evaluator_help("default: the table of --space / --dataset"))
     b.add_argument("--searcher", action="append", help="repeat for several (default: random, evolution, tpe)")
     b.add_argument("--searcher-option", action="append", metavar="KEY=VALUE",
                    help="to every searcher, or NAME.KEY=VALUE to one, e.g. graphpnas.epochs=10")
@@ -717,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("spaces", help="list search spaces").set_defaults(func=cmd_spaces)
     sub.add_parser("searchers", help="list searchers").set_defaults(func=cmd_searchers)
+    ev = sub.add_parser("evaluators", help="list evaluator kinds (--evaluator KIND[:ARGUMENT])")
+    ev.add_argument("--import", dest="imports", action="append", metavar="MODULE", help="also list the kinds this module registers")
+    ev.set_defaults(func=cmd_evaluators)
     return parser
 
 

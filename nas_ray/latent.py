@@ -38,7 +38,7 @@ class VAEData:
     source: str
 
 
-def _split(archs: list[Architecture], y: np.ndarray | None, seed: int, test_fraction: float) -> tuple:
+def split_graphs(archs: list[Architecture], y: np.ndarray | None, seed: int, test_fraction: float) -> tuple:
     order = np.random.default_rng(seed).permutation(len(archs))
     cut = int(round(len(archs) * (1 - test_fraction)))
     tr, te = order[:cut], order[cut:]
@@ -50,18 +50,14 @@ def vae_dataset(space: SearchSpace, data: str = "auto", data_dir: str | os.PathL
                 test_fraction: float = 0.1, num_samples: int = 20_000) -> VAEData:
     from nas_ray.models.vae_training import space_graphs
 
-    if data == "auto":
-        has_table = space.name in ("nasbench201",) or (space.name == "enas-macro" and space.options().get("num_layers") == 6)
-        if has_table:
-            try:
-                from nas_ray.data import resolve_data_dir
-
-                resolve_data_dir(data_dir)
-                data = "table"
-            except DataFileError:
-                data = f"sample:{num_samples}"
-        else:
-            data = f"sample:{num_samples}"
+    if data == "auto":  # the space's benchmark table where it has one and the data is there, else samples
+        try:
+            table = space.vae_dataset(data_dir, seed=seed, test_fraction=test_fraction)
+        except DataFileError:
+            table = None
+        if table is not None:
+            return table
+        data = f"sample:{num_samples}"
     if data.startswith("sample:"):
         try:
             n = int(data.split(":", 1)[1])
@@ -70,30 +66,12 @@ def vae_dataset(space: SearchSpace, data: str = "auto", data_dir: str | os.PathL
         if n < 2:
             raise ConfigError(f"--data {data!r}: N must be at least 2")
         archs = space_graphs(space, n, seed=seed)
-        return VAEData(*_split(archs, None, seed, test_fraction), source=f"{len(archs)} random graphs of {space.name}")
+        return VAEData(*split_graphs(archs, None, seed, test_fraction), source=f"{len(archs)} random graphs of {space.name}")
     if data == "table":
-        if space.name == "enas-macro":
-            if space.options().get("num_layers") != 6:
-                raise ConfigError("--data table: the ENAS table (D-VAE's ENAS-6 file) has 6-layer networks; use --space-option num_layers=6")
-            from nas_ray.evaluators.tables import enas6_vae_split
-
-            tr, ytr, te, yte = enas6_vae_split(data_dir, seed=seed)
-            return VAEData(tr, te, ytr, yte, "D-VAE's ENAS-6 file and split (weight-sharing accuracy)")
-        if space.name == "nasbench201":
-            from nas_ray.evaluators.tables import load_nasbench201
-
-            table = load_nasbench201(data_dir, with_costs=False)
-            archs = list(space.enumerate())
-            y = np.array([table.values[table.rows[space.hash(a)], table.columns.index("c10_val12")] for a in archs])
-            return VAEData(*_split(archs, y, seed, test_fraction), source="all 15,625 NB201 cells (labels: c10_val12, GP metrics only)")
-        if space.name == "nasbench101":
-            from nas_ray.evaluators.tables import load_nasbench101_subset
-
-            table = load_nasbench101_subset(data_dir)
-            archs = list(table.archs)
-            y = np.asarray(table.column(table.columns[0]), dtype=float)
-            return VAEData(*_split(archs, y, seed, test_fraction), source=f"the {len(archs)}-cell NB101 sample")
-        raise ConfigError(f"--data table: no benchmark table for space {space.name}; use sample:N or a JSON file")
+        table = space.vae_dataset(data_dir, seed=seed, test_fraction=test_fraction)
+        if table is None:
+            raise ConfigError(f"--data table: space {space!r} has no benchmark table of graphs; use sample:N or a JSON file")
+        return table
     path = Path(data)
     if not path.is_file():
         raise ConfigError(f"--data {data!r}: not auto, table, sample:N or an existing JSON file")
@@ -107,4 +85,4 @@ def vae_dataset(space: SearchSpace, data: str = "auto", data_dir: str | os.PathL
             space.validate(a)
         except InvalidArchitecture as exc:
             raise DataFileError(f"{path}: architecture {i}: {exc}") from None
-    return VAEData(*_split(archs, None, seed, test_fraction), source=f"{len(archs)} architectures from {path}")
+    return VAEData(*split_graphs(archs, None, seed, test_fraction), source=f"{len(archs)} architectures from {path}")

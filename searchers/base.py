@@ -52,6 +52,12 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
     #: registry name, set by subclasses
     name: ClassVar[str] = ""
 
+    @classmethod
+    def defaults_for(cls, space: SearchSpace, *, budget: int | None = None, dataset: str | None = None) -> dict[str, Any]:
+        """Options this searcher should get for a run on ``space`` with ``budget`` evaluations (and the
+        evaluator's ``dataset`` where known); the user's explicit options override them. Default: none."""
+        return {}
+
     def __init__(
         self,
         space: SearchSpace | str,

@@ -4,6 +4,7 @@ Search", Algorithm 1): tournament selection and aging."""
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from nas_ray.graph import Architecture
 from nas_ray.searchers.base import ArchitectureSearcher
@@ -25,6 +26,15 @@ class RegularizedEvolution(ArchitectureSearcher):
     """
 
     name = "evolution"
+
+    @classmethod
+    def defaults_for(cls, space: SearchSpace, *, budget: int | None = None, dataset: str | None = None) -> dict[str, Any]:
+        """A population of 20 needs ~100 evaluations to evolve at all: smaller budgets get a quarter of
+        the budget (at least 4) and a tournament of a quarter of that (at least 2)."""
+        if budget is None or budget >= 100:
+            return {}
+        population = max(4, budget // 4)
+        return {"population_size": population, "sample_size": max(2, population // 4)}
 
     def __init__(
         self,

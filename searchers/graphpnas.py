@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from nas_ray.construction import Builder
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import InvalidArchitecture, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.models.graphpnas import GraphPNASGenerator
 from nas_ray.models.learning import (
@@ -61,6 +61,17 @@ class GraphPNASSearcher(ArchitectureSearcher):
 
     name = "graphpnas"
     extra_options = option_names()
+
+    @classmethod
+    def defaults_for(cls, space: SearchSpace, *, budget: int | None = None, dataset: str | None = None) -> dict[str, Any]:
+        """The space's preset for the evaluator's dataset (NB201: the official code's per-dataset settings)."""
+        if dataset is None:
+            return {}
+        try:
+            preset = space.graphpnas_preset(dataset)
+        except UnknownName:  # a dataset the space's presets do not know: its default preset
+            return {}
+        return {} if preset is None else {"preset": preset}
 
     def __init__(self, space: SearchSpace | str, *, preset: str | None = None, threads: int | None = 1, **options: Any) -> None:
         base_keys = ("metric", "mode", "seed", "max_retries")

@@ -58,3 +58,42 @@ def test_rllib_example_trains_checkpoints_and_restores(data_dir: Path, tmp_path:
         ray.shutdown()
     assert len(rows) == 14 and len({r["hash"] for r in rows}) == 14
     assert (tmp_path / "ckpt" / "algorithm_state.pkl").is_file()
+
+
+def test_own_space_with_its_table_networks_and_every_searcher(monkeypatch, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """examples/own_space: a space, its networks and its benchmark table defined in user code, made and
+    searched through the CLI with every searcher, benchmarked, trained on digits and searched under RLlib."""
+    import importlib.util
+    import sys
+
+    from nas_ray.searchers import available_searchers
+
+    table = tmp_path / "my_chain.csv"
+    monkeypatch.setenv("MY_CHAIN_TABLE", str(table))
+    spec = importlib.util.spec_from_file_location("own_space_make_table", EXAMPLES / "own_space" / "make_table.py")
+    make_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_table)
+    make_table.main(["--depth", "3", "--epochs", "2"])
+    assert len(table.read_text().splitlines()) == 1 + 27
+    sys.modules.pop("space", None)
+    plugin = str(EXAMPLES / "own_space" / "space.py")
+    small = {"nasgem": ["--searcher-option", "encoder_options={graphs: 27, pairs: 400, iterations: 40}"],
+             "latent-bo": ["--searcher-option", "pretrain={epochs: 3}"],
+             "graphpnas": ["--searcher-option", "epochs=2"]}
+    for name in available_searchers():
+        out = tmp_path / name
+        assert main(["search", "--import", plugin, "--space", "my-chain", "--space-option", "depth=3", "--evaluator", "my-table",
+                     "--searcher", name, "--budget", "10", "--backend", "local", "--output", str(out), *small.get(name, [])]) == 0, name
+        rows = (out / "results.csv").read_text().splitlines()
+        assert len(rows) == 11, name
+    report = tmp_path / "bench.json"
+    assert main(["bench", "--import", plugin, "--evaluator", "my-table", "--searcher", "random", "--searcher", "evolution",
+                 "--seeds", "2", "--budget", "10", "--workers", "2", "--quiet", "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["space"] == "my-chain"
+    assert main(["search", "--import", plugin, "--space", "my-chain", "--space-option", "depth=3", "--evaluator", "train:digits",
+                 "--evaluator-option", "epochs=1", "--searcher", "random", "--budget", "2", "--backend", "local",
+                 "--output", str(tmp_path / "trained")]) == 0
+    assert main(["rl", "--import", plugin, "--evaluator", "my-table", "--budget", "6", "--option", "epochs=1",
+                 "--output", str(tmp_path / "rl")]) == 0
+    assert len((tmp_path / "rl" / "results.csv").read_text().splitlines()) == 7
+    capsys.readouterr()

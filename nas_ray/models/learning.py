@@ -191,15 +191,11 @@ PRESETS: dict[str, GraphPNASConfig] = {
         batch_size=32, lr=1e-4, objective="standardized", beta=0.05,
     ),
 }
-#: the preset a space gets when none is named
-DEFAULT_PRESET = {"nasbench201": "nb201-cifar10", "nasbench101": "nb101", "randwire": "randwire", "enas-macro": "enas"}
-
-
 def preset_for(space: SearchSpace, preset: str | None = None) -> GraphPNASConfig:
-    """The named preset, or the space's default (spaces without one get the paper's settings with
-    uniform exploration)."""
+    """The named preset, or the space's (``space.graphpnas_preset()``); a space without one gets the
+    paper's RandWire settings with uniform exploration."""
     if preset is None:
-        preset = DEFAULT_PRESET.get(space.name)
+        preset = space.graphpnas_preset()
         if preset is None:
             return replace(PRESETS["randwire"], explorer="uniform", explorer_params={})
     if preset not in PRESETS:
@@ -405,7 +401,6 @@ __all__ = [
     "KeepSchedule",
     "GraphPNASConfig",
     "PRESETS",
-    "DEFAULT_PRESET",
     "preset_for",
     "Explorer",
     "ReplayBuffer",

@@ -22,10 +22,8 @@ from torch import Tensor
 from nas_ray.spaces.base import as_rng
 from nas_ray.errors import ConfigError
 
-__all__ = ["MARGIN", "TRIPLET_DEFAULTS", "TRIPLET_WEIGHT", "edit_distances", "sample_triplets", "triplet_loss"]
+__all__ = ["MARGIN", "TRIPLET_WEIGHT", "edit_distances", "sample_triplets", "triplet_loss"]
 
-#: space name -> (epsilon, delta): positives closer than epsilon, negatives farther than delta (paper §4 / App. Table 4)
-TRIPLET_DEFAULTS: dict[str, tuple[float, float]] = {"enas-macro": (2, 5), "nasbench101": (3, 4), "nasbench201": (2, 4), "randwire": (3, 6)}
 MARGIN = 1.0328  # m of the triplet loss (paper App. Table 4)
 TRIPLET_WEIGHT = 0.9  # lambda: L = lambda * L_VAE + (1 - lambda) * L_TL (paper Eq. 17)
 

@@ -22,13 +22,7 @@ from nas_ray.models.vae_training import encode_archs, load_model
 
 __all__ = ["reconstruction_accuracy", "prior_metrics", "vae_abilities", "format_abilities", "PUBLISHED_ENAS6"]
 
-#: the published ENAS-6 abilities (D-VAE, DVAE-EMB, SVGe papers) (percent; SGP in standardised units)
-PUBLISHED_ENAS6: dict[str, dict[str, float]] = {
-    "dvae": {"recon": 99.96, "validity": 100.00, "uniqueness": 37.26, "sgp_rmse": 0.384, "sgp_pearson": 0.920},
-    "dvae-emb": {"recon": 99.99, "validity": 100.00, "uniqueness": 39.15, "sgp_rmse": 0.371, "sgp_pearson": 0.925},
-    "svge": {"recon": 98.97, "validity": 99.69, "uniqueness": 40.22, "novelty": 100.0},
-    "svge-triplet": {"recon": 99.80, "validity": 99.75, "uniqueness": 35.37, "novelty": 99.99},
-}
+from nas_ray.spaces.enas import PUBLISHED_ENAS6  # noqa: E402 - kept importable from here
 
 _CHUNK = 4096  # latent rows decoded at once
 

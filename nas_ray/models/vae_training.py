@@ -180,8 +180,8 @@ class PretrainConfig:
     def resolved_batch_size(self, space: SearchSpace) -> int:
         if self.batch_size:
             return self.batch_size
-        if self.recipe == "paper" and self.model.startswith("svge") and space.name != "enas-macro":
-            return 128
+        if self.recipe == "paper" and self.model.startswith("svge"):
+            return space.svge_paper_batch_size
         return 32
 
     @classmethod
@@ -594,7 +594,7 @@ def _payload(model: GraphVAE, space: SearchSpace, config: PretrainConfig, histor
 def _triplets(space: SearchSpace, codec: GraphCodec, data: GraphBatch, config: PretrainConfig) -> dict[int, tuple[int, int]]:
     from nas_ray.models import triplets as tri
 
-    eps, delta = config.triplet_thresholds or tri.TRIPLET_DEFAULTS.get(space.name, (3, 6))
+    eps, delta = config.triplet_thresholds or space.triplet_thresholds()
     rows = tri.sample_triplets(data.types.numpy(), data.adj.numpy().astype(np.int8), data.num_nodes.numpy(),
                                fraction=config.triplet_fraction, positive_below=eps, negative_above=delta,
                                rng=np.random.default_rng(config.seed))

@@ -76,7 +76,7 @@ def run(
               "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial, "max_failures": max_failures,
               "scheduler": scheduler, "evaluator_options": dict(evaluator_options or {}),
               "searcher_options": dict(searcher_options or {}), "space_options": dict(space_options or {}), "name": name,
-              "cost": cost, "lam": lam, "pareto": pareto}
+              "cost": cost, "lam": lam, "pareto": pareto, "imports": _plugin_paths()}
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
     if not isinstance(budget, int) or budget <= 0:
@@ -94,12 +94,17 @@ def run(
         search_alg = searcher
         search_alg.set_search_properties(evaluator.metric, evaluator.mode, {})
     else:
-        options = dict(searcher_options or {})
-        if searcher == "evolution" and "population_size" not in options and budget < 100:
-            # A population of 20 needs ~100 evaluations to evolve at all; smaller budgets get a quarter
-            # of the budget (at least 4) and a tournament of a quarter of that (at least 2).
-            options["population_size"] = max(4, budget // 4)
-            options.setdefault("sample_size", max(2, options["population_size"] // 4))
+        from nas_ray.searchers import SEARCHERS
+
+        user = dict(searcher_options or {})
+        clash = sorted({"seed", "metric", "mode"} & set(user))
+        if clash:
+            raise ConfigError(f"searcher option {clash[0]!r} is set by the search itself (seed: --seed / seed=; metric and mode: "
+                              "the evaluator's); remove it from the searcher options")
+        defaults = SEARCHERS.get(searcher).defaults_for(space_obj, budget=budget, dataset=getattr(evaluator, "dataset", None))
+        if "population_size" in user:  # evolution's tournament follows an explicit population (defaults_for sized both)
+            defaults.pop("sample_size", None)
+        options = {**defaults, **user}
         if objective is not None and objective.pareto and searcher_supports_pareto(searcher):
             options.setdefault("objective", objective)
         search_alg = get_searcher(searcher, space_obj, seed=seed, metric=evaluator.metric, mode=evaluator.mode, **options)
@@ -164,6 +169,13 @@ def _write_recipe(out: Path, recipe: dict[str, Any]) -> None:
     (out / RECIPE_FILE).write_text(text)
 
 
+def _plugin_paths() -> list[str]:
+    """The plugins loaded so far, files as absolute paths (resume may run from another folder)."""
+    from nas_ray.plugins import loaded_plugins
+
+    return [str(Path(p).resolve()) if p.endswith(".py") else p for p in loaded_plugins()]
+
+
 def resume(results_dir: str | os.PathLike[str], *, address: str | None = None, progress: bool | RowCallback = True) -> SearchResult:
     """Continue a Tune search whose driver died (``nas-ray resume RESULTS_DIR``): the Tuner and the
     searcher come back from Tune's last snapshot in ``results_dir`` (trials running then are rerun
@@ -184,6 +196,10 @@ def resume(results_dir: str | os.PathLike[str], *, address: str | None = None, p
     if recipe.get("resumable") is False:
         raise CheckpointError(f"{out}: the search was started with Python objects (an Evaluator or searcher instance), "
                               "which cannot be rebuilt; resume it from Python with ray.tune.Tuner.restore")
+    if recipe.get("imports"):  # the user's spaces, searchers and evaluators register again
+        from nas_ray.plugins import import_plugins
+
+        import_plugins(recipe["imports"])
     experiment = out / recipe["name"]
     if not (experiment / "tuner.pkl").is_file():
         raise CheckpointError(f"{experiment}: no Tune experiment to resume (tuner.pkl is missing)")

@@ -230,6 +230,45 @@ class SearchSpace(abc.ABC):
         """``arch.to_pyg`` with this space's ``node_types`` as the vocabulary."""
         return arch.to_pyg(self.node_types)
 
+    # ------------------------------------------------------------------ what methods need to know (optional hooks)
+    # Everything a searcher or evaluator treats differently per space is asked of the space here, with
+    # a fallback that works for any space; a space overrides what it knows better.
+
+    def benchmark(self, dataset: str | None = None) -> str | None:
+        """The evaluator spec of this space's benchmark table for ``dataset`` (``nas-ray bench`` uses
+        it when no ``--evaluator`` is given), or None when the space has none."""
+        return None
+
+    #: the datasets ``benchmark`` knows (the first is the default)
+    benchmark_datasets: ClassVar[tuple[str, ...]] = ()
+
+    def graphpnas_preset(self, dataset: str | None = None) -> str | None:
+        """The GraphPNAS preset (a name in ``nas_ray.models.learning.PRESETS``) for this space and
+        dataset; None: the paper's RandWire settings with uniform exploration of the space."""
+        return None
+
+    def triplet_thresholds(self) -> tuple[float, float]:
+        """SVGe's triplet-loss thresholds (epsilon, delta) in graph edit distance: positives closer
+        than epsilon, negatives farther than delta. Fallback: a quarter and a half of ``max_nodes``
+        (at least 2 and epsilon + 1)."""
+        n = self.max_nodes or 12
+        eps = max(2, round(n / 4))
+        return float(eps), float(max(eps + 1, round(n / 2)))
+
+    #: the batch size SVGe's paper trained with on this space (``recipe="paper"``)
+    svge_paper_batch_size: ClassVar[int] = 128
+
+    def published(self, what: str, dataset: str | None = None) -> dict[str, Any]:
+        """Published numbers on this space that reports print beside measured ones: ``"bench"`` (the
+        best test accuracy after 100 queries, per method, for ``dataset``) or ``"vae-abilities"`` (per
+        graph VAE). Empty where there are none."""
+        return {}
+
+    def vae_dataset(self, data_dir: Any = None, *, seed: int = 0, test_fraction: float = 0.1) -> Any:
+        """Graphs (with accuracy labels) of this space's benchmark table for graph-VAE pretraining and
+        its GP metrics, as a ``nas_ray.latent.VAEData``; None when the space has no such table."""
+        return None
+
 
 def wl_hash(matrix: np.ndarray, labels: Sequence[Any]) -> str:
     """Weisfeiler-Lehman hash of a labelled DAG, equal for isomorphic graphs.

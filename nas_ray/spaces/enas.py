@@ -21,6 +21,15 @@ from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, as_rng
 OPS = ("conv3x3", "sep_conv3x3", "conv5x5", "sep_conv5x5", "avg_pool3x3", "max_pool3x3")
 
 
+#: the published ENAS-6 graph-VAE abilities (percent; SGP in standardised units): the D-VAE, DVAE-EMB and SVGe papers
+PUBLISHED_ENAS6: dict[str, dict[str, float]] = {
+    "dvae": {"recon": 99.96, "validity": 100.00, "uniqueness": 37.26, "sgp_rmse": 0.384, "sgp_pearson": 0.920},
+    "dvae-emb": {"recon": 99.99, "validity": 100.00, "uniqueness": 39.15, "sgp_rmse": 0.371, "sgp_pearson": 0.925},
+    "svge": {"recon": 98.97, "validity": 99.69, "uniqueness": 40.22, "novelty": 100.0},
+    "svge-triplet": {"recon": 99.80, "validity": 99.75, "uniqueness": 35.37, "novelty": 99.99},
+}
+
+
 class EnasMacro(SearchSpace):
     """ENAS macro networks with ``num_layers`` layers (6 is D-VAE's dataset, 12 the original ENAS size).
 
@@ -57,6 +66,32 @@ class EnasMacro(SearchSpace):
 
     def options(self) -> dict[str, Any]:
         return {"num_layers": self.num_layers}
+
+    # ------------------------------------------------------------------ hooks for methods and tools
+    def benchmark(self, dataset: str | None = None) -> str | None:
+        return "table:enas6" if self.num_layers == 6 else None  # D-VAE's ENAS-6 table
+
+    def graphpnas_preset(self, dataset: str | None = None) -> str:
+        return "enas"
+
+    def triplet_thresholds(self) -> tuple[float, float]:
+        return 2.0, 5.0  # SVGe, App. Table 4
+
+    svge_paper_batch_size = 32  # D-VAE's ENAS setting, which SVGe kept
+
+    def published(self, what: str, dataset: str | None = None) -> dict[str, Any]:
+        if what == "vae-abilities" and self.num_layers == 6:
+            return {k: dict(v) for k, v in PUBLISHED_ENAS6.items()}
+        return {}
+
+    def vae_dataset(self, data_dir: Any = None, *, seed: int = 0, test_fraction: float = 0.1) -> Any:
+        if self.num_layers != 6:
+            return None
+        from nas_ray.evaluators.tables import enas6_vae_split
+        from nas_ray.latent import VAEData
+
+        tr, ytr, te, yte = enas6_vae_split(data_dir, seed=seed)  # D-VAE's own split (its test fraction)
+        return VAEData(tr, te, ytr, yte, "D-VAE's ENAS-6 file and split (weight-sharing accuracy)")
 
     # ------------------------------------------------------------------ membership
     def _checked(self, arch: Architecture) -> Architecture:

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,25 @@ class NasBench101(SearchSpace):
     max_nodes = 7
     max_edges = 9
     priors = {"erdos_renyi": "_prior_erdos_renyi", "watts_strogatz": "_prior_watts_strogatz"}
+
+    # ------------------------------------------------------------------ hooks for methods and tools
+    def benchmark(self, dataset: str | None = None) -> str:
+        return "table:nasbench101"  # the official TFRecord
+
+    def graphpnas_preset(self, dataset: str | None = None) -> str:
+        return "nb101"
+
+    def triplet_thresholds(self) -> tuple[float, float]:
+        return 3.0, 4.0  # SVGe, App. Table 4
+
+    def vae_dataset(self, data_dir: Any = None, *, seed: int = 0, test_fraction: float = 0.1) -> Any:
+        from nas_ray.evaluators.tables import load_nasbench101_subset
+        from nas_ray.latent import VAEData, split_graphs
+
+        table = load_nasbench101_subset(data_dir)
+        archs = list(table.archs)
+        y = np.asarray(table.column(table.columns[0]), dtype=float)
+        return VAEData(*split_graphs(archs, y, seed, test_fraction), source=f"the {len(archs)}-cell NB101 sample")
 
     def _prune_checked(self, arch: Architecture) -> tuple[np.ndarray, list[str]]:
         self._check_ops(arch)

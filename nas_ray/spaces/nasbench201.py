@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from nas_ray.errors import InvalidArchitecture
+from nas_ray.errors import InvalidArchitecture, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, StepMasks, as_rng
 
@@ -42,6 +43,15 @@ SKELETON = _skeleton()
 _SKELETON_BYTES = SKELETON.tobytes()
 
 
+# Published 100-query anchors on NB201 test accuracy: the GraphPNAS paper, and random search
+# reproduced on the benchmark table over 500 seeds.
+NB201_ANCHORS = {
+    "cifar10": {"GraphPNAS (paper)": 94.34, "REINFORCE (paper)": 93.90, "random (paper)": 93.86, "random (reproduced, 500 seeds)": 93.75},
+    "cifar100": {"GraphPNAS (paper)": 73.35, "REINFORCE (paper)": 71.86, "random (paper)": 71.55, "random (reproduced, 500 seeds)": 71.50},
+    "imagenet16-120": {"GraphPNAS (paper)": 46.50, "REINFORCE (paper)": 45.64, "random (paper)": 45.28, "random (reproduced, 500 seeds)": 45.49},
+}
+
+
 class NasBench201(SearchSpace):
     """The NAS-Bench-201 cell space: 5 ops on 6 fixed edges, 15,625 cells.
 
@@ -63,6 +73,37 @@ class NasBench201(SearchSpace):
     size = NUM_CELLS
     edge_limits_depend_on_op = False
     priors = {"no_none": "_prior_no_none"}
+    benchmark_datasets = ("cifar10", "cifar100", "imagenet16-120")
+
+    # ------------------------------------------------------------------ hooks for methods and tools
+    def _dataset(self, dataset: str | None) -> str:
+        dataset = dataset or self.benchmark_datasets[0]
+        if dataset not in self.benchmark_datasets:
+            raise UnknownName(f"{self.name} has no dataset {dataset!r}; datasets: {', '.join(self.benchmark_datasets)}")
+        return dataset
+
+    def benchmark(self, dataset: str | None = None) -> str:
+        return f"table:nasbench201:{self._dataset(dataset)}"
+
+    def graphpnas_preset(self, dataset: str | None = None) -> str:
+        return f"nb201-{self._dataset(dataset)}"  # the official code's per-dataset settings
+
+    def triplet_thresholds(self) -> tuple[float, float]:
+        return 2.0, 4.0  # SVGe, App. Table 4
+
+    def published(self, what: str, dataset: str | None = None) -> dict[str, Any]:
+        if what == "bench":
+            return dict(NB201_ANCHORS.get(self._dataset(dataset), {}))
+        return {}
+
+    def vae_dataset(self, data_dir: Any = None, *, seed: int = 0, test_fraction: float = 0.1) -> Any:
+        from nas_ray.evaluators.tables import load_nasbench201
+        from nas_ray.latent import VAEData, split_graphs
+
+        table = load_nasbench201(data_dir, with_costs=False)
+        archs = list(self.enumerate())
+        y = np.array([table.values[table.rows[self.hash(a)], table.columns.index("c10_val12")] for a in archs])
+        return VAEData(*split_graphs(archs, y, seed, test_fraction), source="all 15,625 NB201 cells (labels: c10_val12, GP metrics only)")
 
     def _edge_ops(self, arch: Architecture) -> tuple[str, ...]:
         """The six edge ops in arch-string order; relabelled node orders are mapped back."""

@@ -64,6 +64,13 @@ class RandWire(SearchSpace):
     def options(self) -> dict[str, Any]:
         return {"num_nodes": self.num_nodes}
 
+    # ------------------------------------------------------------------ hooks for methods and tools
+    def graphpnas_preset(self, dataset: str | None = None) -> str:
+        return "randwire"  # the GraphPNAS paper's RandWire settings
+
+    def triplet_thresholds(self) -> tuple[float, float]:
+        return 3.0, 6.0
+
     def validate(self, arch: Architecture) -> None:
         if arch.num_nodes != self.max_nodes:
             raise InvalidArchitecture(

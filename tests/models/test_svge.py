@@ -13,7 +13,7 @@ from nas_ray import get_space
 from nas_ray.models import triplets as triplets_module
 from nas_ray.models.graph_vae import PAD, GraphBatch, GraphCodec, graph_key
 from nas_ray.models.svge import BidirectionalGRUConv, SVGe
-from nas_ray.models.triplets import MARGIN, TRIPLET_DEFAULTS, edit_distances, sample_triplets, triplet_loss
+from nas_ray.models.triplets import MARGIN, edit_distances, sample_triplets, triplet_loss
 
 
 @pytest.fixture(autouse=True)
@@ -233,7 +233,7 @@ def test_triplets_respect_the_thresholds(monkeypatch) -> None:
     archs = enas_families()
     batch = codec.batch(archs)
     types, adj, sizes = batch.types.numpy(), batch.adj.numpy(), batch.num_nodes.numpy()
-    eps, delta = TRIPLET_DEFAULTS["enas-macro"]
+    eps, delta = get_space("enas-macro").triplet_thresholds()
     monkeypatch.setattr(triplets_module, "_CHUNK_ELEMENTS", 2000)  # several chunks
     triplets = sample_triplets(batch.types, batch.adj, batch.num_nodes, positive_below=eps, negative_above=delta, fraction=0.5, rng=3)
     # every graph has a neighbour at distance 1 in its chain, so no anchor is dropped
