@@ -387,13 +387,7 @@ def pretrain(
     if max_seconds is not None and not max_seconds > 0:
         raise ConfigError(f"pretraining: max_seconds must be positive, got {max_seconds!r}")
     started = time.perf_counter()
-    space = get_space(space) if isinstance(space, str) else space
-    config = config or PretrainConfig()
-    codec = GraphCodec(space)
-    archs = list(archs)
-    if not archs:
-        raise ConfigError("pretraining needs at least one architecture")
-    dev = default_device(device)
+    space, config, codec, archs, dev = _setup(space, archs, config, device)
     data = codec.batch(archs)  # validates the ops of every graph
     n = len(archs)
     batch_size = config.resolved_batch_size(space)
@@ -499,18 +493,21 @@ def pretrain(
                           epochs_done=epochs_done, complete=epochs_done >= total_epochs)
 
 
+def _setup(space: SearchSpace | str, archs: Sequence[Architecture], config: PretrainConfig | None,
+           device: str | torch.device | None) -> tuple[SearchSpace, PretrainConfig, GraphCodec, list[Architecture], torch.device]:
+    space = get_space(space) if isinstance(space, str) else space
+    archs = list(archs)
+    if not archs:
+        raise ConfigError("pretraining needs at least one architecture")
+    return space, config or PretrainConfig(), GraphCodec(space), archs, default_device(device)
+
+
 def estimate_pretrain_seconds(space: SearchSpace, archs: Sequence[Architecture], config: PretrainConfig | None = None, *,
                               epochs: int | None = None, device: str | torch.device | None = None, steps: int = 3) -> float:
     """Seconds ``pretrain`` is expected to take on this machine: a few training steps of a throwaway
     model are timed (after one warm-up step) and scaled to the recipe's epochs (or ``epochs``).
     Costs a second or two; the global torch RNG is left as it was."""
-    space = get_space(space) if isinstance(space, str) else space
-    config = config or PretrainConfig()
-    codec = GraphCodec(space)
-    archs = list(archs)
-    if not archs:
-        raise ConfigError("pretraining needs at least one architecture")
-    dev = default_device(device)
+    space, config, codec, archs, dev = _setup(space, archs, config, device)
     batch_size = config.resolved_batch_size(space)
     rng_state = torch.get_rng_state()
     try:

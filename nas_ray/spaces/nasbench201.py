@@ -79,7 +79,7 @@ class NasBench201(SearchSpace):
     def _dataset(self, dataset: str | None) -> str:
         dataset = dataset or self.benchmark_datasets[0]
         if dataset not in self.benchmark_datasets:
-            raise UnknownName(f"{self.name} has no dataset {dataset!r}; datasets: {', '.join(self.benchmark_datasets)}")
+            raise UnknownName(f"unknown NAS-Bench-201 dataset {dataset!r}; datasets: {', '.join(self.benchmark_datasets)}")
         return dataset
 
     def benchmark(self, dataset: str | None = None) -> str:
