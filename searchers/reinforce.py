@@ -845,7 +845,8 @@ class REINFORCE(Algorithm):
                 break
             if attempt:
                 self.restore_env_runners(self.env_runner_group)
-            ids = self.env_runner_group.healthy_env_runner_ids() or self.env_runner_group._worker_manager.actor_ids()
+            # none healthy right now: try them all (RLlib numbers remote env runners 1..n), the restart above revives them
+            ids = self.env_runner_group.healthy_env_runner_ids() or list(range(1, self.env_runner_group.num_remote_env_runners() + 1))
             shares = {i: todo[k::len(ids)] for k, i in enumerate(ids)}
             results = self.env_runner_group.foreach_env_runner(
                 lambda runner, s=shares: _runner_score(runner, s), local_env_runner=False, remote_worker_ids=ids
