@@ -26,32 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 from nas_ray.errors import ConfigError, NasRayError
+from nas_ray.search.config import SearchConfig, parse_key_values
 
 EXIT_USAGE = 2
 
-SEARCH_DEFAULTS: dict[str, Any] = {
-    "space": None,  # the evaluator's space
-    "searcher": "evolution",
-    "evaluator": "train:digits",
-    "budget": 24,  # 24 trainings of <= 15 s, two at a time on 2 cores: about 3 minutes
-    "seed": 0,
-    "max_concurrent": 2,
-    "data_dir": None,
-    "output": None,  # results/search-<time>
-    "backend": "tune",
-    "address": None,
-    "cpus_per_trial": None,
-    "gpus_per_trial": None,
-    "max_failures": 0,
-    "scheduler": None,
-    "cost": None,  # multi-objective: a cost metric (params, macs, a table's latency column)
-    "lam": 0.02,
-    "pareto": False,
-    "evaluator_option": [],
-    "searcher_option": [],
-    "space_option": [],
-    "import": [],
-}
+#: every YAML key of `nas-ray search --config` with the main job's value (derived from SearchConfig)
+SEARCH_DEFAULTS: dict[str, Any] = SearchConfig.cli_defaults()
 
 
 class UsageError(Exception):
@@ -65,21 +45,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     """``["population_size=10", "p=0.5"]`` -> dict, values parsed as YAML scalars."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
-        try:
-            out[key] = yaml.safe_load(value)
-        except RecursionError:
-            raise UsageError(f"{flag} {key!r}: the value is nested too deeply") from None
-        except Exception as exc:  # noqa: BLE001 - PyYAML's scanners and value builders raise many kinds
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UsageError(f"{flag} {key!r}: {value!r} is not a valid YAML value ({type(exc).__name__}: {first})") from None
-    return out
+    try:
+        return parse_key_values(items, flag)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _import_plugins(modules: list[str]) -> None:
@@ -142,45 +111,35 @@ def _load_config(path: str | None) -> dict[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    config = {**SEARCH_DEFAULTS, **_load_config(args.config)}
+    values = _load_config(args.config)
     for key in SEARCH_DEFAULTS:  # flags given on the command line win over the file
         value = getattr(args, key, None)
         if value is not None and value != [] and value is not False:
-            config[key] = value
-    _import_plugins(list(config["import"]))
-    budget = config["budget"]
-    if not isinstance(budget, int) or budget <= 0:
-        raise UsageError(f"--budget must be a positive integer, got {budget!r}")
-    if config["data_dir"] is not None and not Path(config["data_dir"]).exists():
-        raise UsageError(f"--data-dir {config['data_dir']} does not exist")
-    output = Path(config["output"] or f"results/search-{time.strftime('%Y%m%d-%H%M%S')}")
+            values[key] = value
+    _import_plugins(list(values.get("import") or []))
+    try:
+        config = SearchConfig.main_job().with_cli_values(values)
+        config = config.replace(searcher=_searcher_arg(config.searcher) if isinstance(config.searcher, str) else config.searcher)
+        config.validate()
+    except ConfigError as exc:
+        raise UsageError(_flag_wording(str(exc))) from None
+    if config.data_dir is not None and not Path(config.data_dir).exists():
+        raise UsageError(f"--data-dir {config.data_dir} does not exist")
+    output = Path(config.output or f"results/search-{time.strftime('%Y%m%d-%H%M%S')}")
 
     from nas_ray.search import run
 
-    result = run(
-        evaluator=config["evaluator"],
-        searcher=_searcher_arg(config["searcher"]),
-        space=config["space"],
-        space_options=_key_values(list(config["space_option"]), "--space-option"),
-        searcher_options=_key_values(list(config["searcher_option"]), "--searcher-option"),
-        budget=budget,
-        seed=config["seed"],
-        backend=config["backend"],
-        max_concurrent=config["max_concurrent"],
-        output=output,
-        data_dir=config["data_dir"],
-        address=config["address"],
-        cpus_per_trial=config["cpus_per_trial"],
-        gpus_per_trial=config["gpus_per_trial"],
-        max_failures=config["max_failures"],
-        scheduler=config["scheduler"],
-        evaluator_options=_key_values(list(config["evaluator_option"]), "--evaluator-option"),
-        cost=config["cost"],
-        lam=_lam(config["lam"]),
-        pareto=bool(config["pareto"]),
-    )
+    result = run(config.replace(output=output))
     _print_summary(result)
     return 0
+
+
+def _flag_wording(message: str) -> str:
+    """A SearchConfig message in the CLI's words: ``budget must ...`` -> ``--budget must ...``."""
+    for key in sorted(SEARCH_DEFAULTS, key=len, reverse=True):
+        if message.startswith(f"{key} "):
+            return f"--{key.replace('_', '-')} {message[len(key) + 1:]}"
+    return message
 
 
 def _lam(value: Any) -> float:
@@ -235,7 +194,7 @@ def _print_summary(result: Any) -> None:
 
 # ---------------------------------------------------------------------------------- rl
 def cmd_rl(args: argparse.Namespace) -> int:
-    _import_plugins(args.imports or [])
+    _import_plugins(getattr(args, "import") or [])
     if args.budget is not None and args.budget <= 0:
         raise UsageError(f"--budget must be a positive integer, got {args.budget}")
     if args.num_env_runners < 0:
@@ -255,7 +214,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
         space=args.space,
         space_options=_key_values(args.space_option or [], "--space-option"),
         budget=args.budget if args.budget is not None else 100,
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else 0,
         num_env_runners=args.num_env_runners,
         preset=args.preset,
         options=_key_values(args.option or [], "--option"),
@@ -537,31 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a search. With no arguments: NAS-Bench-101 cells trained on scikit-learn's "
                        "digits, regularized evolution, on a local Ray. Flags override --config.")
     s.add_argument("--config", help="YAML file with any of the options below (underscored names)")
-    s.add_argument("--space", help="search space (default: the evaluator's); see `nas-ray spaces`")
-    s.add_argument("--space-option", action="append", metavar="KEY=VALUE", help="e.g. num_layers=12")
-    s.add_argument("--searcher", help="registered name or module:Class (default evolution); see `nas-ray searchers`")
-    s.add_argument("--searcher-option", action="append", metavar="KEY=VALUE", help="e.g. population_size=10")
-    s.add_argument("--evaluator", help=_evaluator_help("default train:digits"))
-    s.add_argument("--budget", type=int, help="unique architectures to evaluate (default 24)")
-    s.add_argument("--seed", type=int, help="searcher seed (default 0)")
-    s.add_argument("--max-concurrent", type=int, help="trials at a time (default 2)")
-    s.add_argument("--data-dir", help="benchmark data folder (default $NAS_RAY_DATA)")
-    s.add_argument("--output", help="results folder (default results/search-<time>)")
-    s.add_argument("--backend", choices=["tune", "local"], help="tune (default) or local (in-process, no Ray)")
-    s.add_argument("--address", help="join a Ray cluster: auto (inside ray submit) or ray://host:10001")
-    s.add_argument("--cpus-per-trial", type=float)
-    s.add_argument("--gpus-per-trial", type=float, help="fractions pack trials onto one card (0.5: two per GPU)")
-    s.add_argument("--max-failures", type=int, help="retries of a failed trial, from its last epoch (default 0)")
-    s.add_argument("--scheduler", choices=["asha"], help="asha: stop trials that trail at epochs 1, 3, 9, ...")
-    s.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
-                   help="e.g. epochs=4, space=nasbench201, train_fraction=0.1")
-    s.add_argument("--cost", help="multi-objective: a cost metric to trade against accuracy, e.g. params, macs "
-                   "(training evaluators) or a table column such as params_c10_M, lat_pixel3_ms")
-    s.add_argument("--lam", type=float, help="the efficiency score's lambda: acc - lam*ln(cost), acc as a fraction (default 0.02)")
-    s.add_argument("--pareto", action="store_true", default=None,
-                   help="search for the non-dominated set (nasgem models both objectives; others use the score)")
-    s.add_argument("--import", dest="import", action="append", metavar="MODULE",
-                   help="import a module or .py file that registers your own spaces, searchers or evaluators")
+    SearchConfig.add_arguments(s, defaults=SearchConfig.main_job(), help_for={  # one flag per SearchConfig field
+        "evaluator": _evaluator_help("default train:digits"), "output": "results folder (default results/search-<time>)"})
     s.set_defaults(func=cmd_search)
 
     rs = sub.add_parser("resume", help="continue a Tune search whose driver died, from its results folder",
@@ -576,22 +512,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "the generator and evaluate them (in parallel with --num-env-runners), the learner refits the "
                        "generator on the replay buffer's best. Writes the same results files as `search`.")
     r.add_argument("--evaluator", required=True, help=_evaluator_help())
-    r.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE", help="e.g. warmup_epochs=60")
-    r.add_argument("--space", help="search space (default: the evaluator's)")
-    r.add_argument("--space-option", action="append", metavar="KEY=VALUE")
-    r.add_argument("--budget", type=int, help="unique architectures to evaluate (default 100)")
-    r.add_argument("--seed", type=int, default=0)
+    # the settings a search and an RLlib run share come from SearchConfig
+    SearchConfig.add_arguments(r, only=("evaluator_options", "space", "space_options", "budget", "seed", "data_dir", "output",
+                                        "address", "imports"),
+                               help_for={"budget": "unique architectures to evaluate (default 100)",
+                                         "output": "results folder (default results/rl-<time>)"})
     r.add_argument("--num-env-runners", type=int, default=0, help="evaluations at a time (default 0: in this process)")
     r.add_argument("--preset", help="GraphPNAS settings (default: the space's), e.g. nb201-cifar100")
     r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a GraphPNAS option, e.g. epochs=10")
     r.add_argument("--evaluation", choices=["auto", "local", "remote"], default="auto",
                    help="auto (default): a Ray task per evaluation when the evaluator needs a GPU")
-    r.add_argument("--data-dir", help="benchmark data folder (default $NAS_RAY_DATA)")
-    r.add_argument("--output", help="results folder (default results/rl-<time>)")
     r.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="also checkpoint every N iterations")
     r.add_argument("--restore", metavar="CHECKPOINT", help="continue from a checkpoint folder")
-    r.add_argument("--address", help="join a Ray cluster: auto (inside ray submit) or ray://host:10001")
-    r.add_argument("--import", dest="imports", action="append", metavar="MODULE")
     r.set_defaults(func=cmd_rl)
 
     b = sub.add_parser("bench", help="compare searchers on a benchmark table, in-process",

@@ -14,42 +14,18 @@ from typing import Any
 from nas_ray.errors import ConfigError, UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
+from nas_ray.search.config import BACKENDS, SCHEDULERS, SearchConfig
 from nas_ray.search.results import SearchResult, make_row, summarize
 from nas_ray.spaces import SearchSpace, get_space
 
-BACKENDS = ("local", "tune")
-#: Tune trial schedulers ``run(scheduler=...)`` takes; None runs every trial to its end
-SCHEDULERS = (None, "asha")
 RowCallback = Callable[[dict[str, Any]], None]
 
 
-def run(
-    *,
-    evaluator: Evaluator | str,
-    searcher: Any = "evolution",
-    space: SearchSpace | str | None = None,
-    budget: int = 100,
-    seed: int = 0,
-    backend: str = "local",
-    max_concurrent: int = 1,
-    output: str | os.PathLike[str] | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
-    address: str | None = None,
-    cpus_per_trial: float | None = None,
-    gpus_per_trial: float | None = None,
-    max_failures: int = 0,
-    scheduler: str | None = None,
-    evaluator_options: Mapping[str, Any] | None = None,
-    searcher_options: Mapping[str, Any] | None = None,
-    space_options: Mapping[str, Any] | None = None,
-    progress: bool | RowCallback = True,
-    name: str = "search",
-    cost: str | None = None,
-    lam: float = 0.02,
-    pareto: bool = False,
-) -> SearchResult:
+def run(config: SearchConfig | None = None, /, *, progress: bool | RowCallback = True, **options: Any) -> SearchResult:
     """Search ``budget`` unique architectures and return the results table.
 
+    The settings are a ``SearchConfig`` (``nas_ray.search.config``), given as the object, as keyword
+    options, or both (the keywords replace its fields); an unknown option is a one-line error.
     ``evaluator`` is an Evaluator or a spec such as ``"table:nasbench201:cifar10"`` or
     ``"train:digits"``; ``searcher`` a registered name (``"random"``, ``"evolution"``, ``"tpe"``, ...)
     or an ``ArchitectureSearcher``; ``space`` defaults to the evaluator's. ``backend="tune"`` runs
@@ -67,26 +43,23 @@ def run(
     ``best_architecture.png`` there (and Tune's run directory, or the local backend's trained
     weights, under it).
     """
+    from nas_ray.plugins import import_plugins
     from nas_ray.searchers import get_searcher
     from nas_ray.searchers.base import ArchitectureSearcher
 
+    config = (config or SearchConfig()).replace(**options).validate()
+    import_plugins(config.imports)
     # what `nas-ray resume` needs to rebuild this run (only specs: objects cannot be written down)
-    recipe = {"evaluator": evaluator, "searcher": searcher, "space": space, "budget": budget, "seed": seed,
-              "max_concurrent": max_concurrent, "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
-              "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial, "max_failures": max_failures,
-              "scheduler": scheduler, "evaluator_options": dict(evaluator_options or {}),
-              "searcher_options": dict(searcher_options or {}), "space_options": dict(space_options or {}), "name": name,
-              "cost": cost, "lam": lam, "pareto": pareto, "imports": _plugin_paths()}
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
-    if not isinstance(budget, int) or budget <= 0:
-        raise ConfigError(f"budget must be a positive number of architectures, got {budget!r}")
-    if not isinstance(max_concurrent, int) or max_concurrent < 1:
-        raise ConfigError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(f"unknown scheduler {scheduler!r}; schedulers: {', '.join(str(s) for s in SCHEDULERS)}")
-    if scheduler is not None and backend != "tune":
-        raise ConfigError(f"scheduler {scheduler!r} needs backend='tune' (the local backend runs every trial to the end)")
+    try:
+        recipe: dict[str, Any] | None = {**config.to_record(), "imports": _plugin_paths()}
+    except TypeError:
+        recipe = None
+    evaluator, searcher, space, budget, seed = config.evaluator, config.searcher, config.space, config.budget, config.seed
+    backend, max_concurrent, output, data_dir = config.backend, config.max_concurrent, config.output, config.data_dir
+    address, cpus_per_trial, gpus_per_trial = config.address, config.cpus_per_trial, config.gpus_per_trial
+    max_failures, scheduler, name = config.max_failures, config.scheduler, config.name
+    evaluator_options, searcher_options, space_options = config.evaluator_options, config.searcher_options, config.space_options
+    cost, lam, pareto = config.cost, float(config.lam), config.pareto
     evaluator, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
                                              space_options=space_options)
     evaluator, objective = with_objective(evaluator, cost=cost, lam=lam, pareto=pareto)
@@ -161,8 +134,10 @@ def _search_result(rows: list[dict[str, Any]], evaluator: Evaluator, out: Path |
 RECIPE_FILE = "run.json"
 
 
-def _write_recipe(out: Path, recipe: dict[str, Any]) -> None:
+def _write_recipe(out: Path, recipe: dict[str, Any] | None) -> None:
     try:
+        if recipe is None:
+            raise TypeError("objects")
         text = json.dumps({"format": "nas-ray-run", "version": 1, **recipe}, indent=2)
     except TypeError:  # an Evaluator / searcher object or options that are not plain data
         text = json.dumps({"format": "nas-ray-run", "version": 1, "resumable": False})
@@ -196,27 +171,28 @@ def resume(results_dir: str | os.PathLike[str], *, address: str | None = None, p
     if recipe.get("resumable") is False:
         raise CheckpointError(f"{out}: the search was started with Python objects (an Evaluator or searcher instance), "
                               "which cannot be rebuilt; resume it from Python with ray.tune.Tuner.restore")
+    config = SearchConfig.from_record(recipe)
     if recipe.get("imports"):  # the user's spaces, searchers and evaluators register again
         from nas_ray.plugins import import_plugins
 
         import_plugins(recipe["imports"])
-    experiment = out / recipe["name"]
+    experiment = out / config.name
     if not (experiment / "tuner.pkl").is_file():
         raise CheckpointError(f"{experiment}: no Tune experiment to resume (tuner.pkl is missing)")
-    evaluator, space_obj = resolve_evaluator(recipe["evaluator"], recipe["space"], data_dir=recipe["data_dir"],
-                                             evaluator_options=recipe["evaluator_options"], space_options=recipe["space_options"])
-    evaluator, objective = with_objective(evaluator, cost=recipe["cost"], lam=recipe["lam"], pareto=recipe["pareto"])
+    evaluator, space_obj = resolve_evaluator(config.evaluator, config.space, data_dir=config.data_dir,
+                                             evaluator_options=config.evaluator_options, space_options=config.space_options)
+    evaluator, objective = with_objective(evaluator, cost=config.cost, lam=config.lam, pareto=config.pareto)
     from nas_ray.search.tune_backend import resume_tune
 
-    searcher_name = recipe["searcher"] if isinstance(recipe["searcher"], str) else "searcher"
-    common = {"searcher": searcher_name, "seed": recipe["seed"], "space": space_obj.name, "metric": evaluator.metric}
+    searcher_name = config.searcher if isinstance(config.searcher, str) else "searcher"
+    common = {"searcher": searcher_name, "seed": config.seed, "space": space_obj.name, "metric": evaluator.metric}
     started = time.perf_counter()
-    rows = resume_tune(experiment, evaluator, address=address, cpus_per_trial=recipe["cpus_per_trial"],
-                       gpus_per_trial=recipe["gpus_per_trial"], **common)
+    rows = resume_tune(experiment, evaluator, address=address, cpus_per_trial=config.cpus_per_trial,
+                       gpus_per_trial=config.gpus_per_trial, **common)
     elapsed = time.perf_counter() - started
     result = _search_result(rows, evaluator, out, space_obj, objective, {
-        **common, "budget": recipe["budget"], "backend": "tune", "max_concurrent": recipe["max_concurrent"],
-        "scheduler": recipe["scheduler"], "evaluator": evaluator.describe(), "wall_s": elapsed, "resumed": True})
+        **common, "budget": config.budget, "backend": "tune", "max_concurrent": config.max_concurrent,
+        "scheduler": config.scheduler, "evaluator": evaluator.describe(), "wall_s": elapsed, "resumed": True})
     if progress is True:
         print(f"resumed {experiment}: {len(result.table)} trials in the results", file=sys.stderr)
     write_outputs(result)

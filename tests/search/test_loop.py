@@ -62,7 +62,7 @@ def test_local_concurrency_delays_feedback(nb201: TabularEvaluator) -> None:
 
 
 def test_bad_arguments(nb201: TabularEvaluator) -> None:
-    with pytest.raises(ValueError, match=r"budget must be a positive number"):
+    with pytest.raises(ValueError, match=r"budget must be a positive integer"):
         run(evaluator=nb201, budget=0)
     with pytest.raises(ValueError, match=r"unknown backend 'ray'"):
         run(evaluator=nb201, backend="ray")
