@@ -18,6 +18,8 @@ from typing import Any
 from nas_ray.errors import ConfigError
 
 BACKENDS = ("local", "tune")
+#: how the searcher is driven: Ray Tune's Searcher API (on either backend) or an RLlib algorithm
+DRIVERS = ("tune", "rllib")
 SCHEDULERS = (None, "asha")
 
 
@@ -45,6 +47,9 @@ class SearchConfig:
     budget: int = _opt(100, "unique architectures to evaluate", type=int)
     seed: int = _opt(0, "searcher seed", type=int)
     backend: str = _opt("local", "tune (a Ray Tune trial per evaluation) or local (in this process, no Ray)", choices=BACKENDS)
+    driver: str = _opt("tune", "tune: the searcher proposes through Ray Tune's Searcher API (either backend); rllib: "
+                       "GraphPNAS trained as an RLlib algorithm (searcher graphpnas; evaluations in this process)",
+                       choices=DRIVERS)
     max_concurrent: int = _opt(1, "trials at a time", type=int)
     output: str | None = _opt(None, "results folder")
     data_dir: str | None = _opt(None, "benchmark data folder (default $NAS_RAY_DATA)")
@@ -91,6 +96,12 @@ class SearchConfig:
             raise ConfigError(f"budget must be a positive integer, got {self.budget!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.driver not in DRIVERS:
+            raise ConfigError(f"unknown driver {self.driver!r}; drivers: {', '.join(DRIVERS)}")
+        if self.driver == "rllib" and self.searcher != "graphpnas":
+            raise ConfigError(f"driver 'rllib' runs the searcher graphpnas (as an RLlib algorithm), got {self.searcher!r}")
+        if self.driver == "rllib" and (self.scheduler is not None or self.cost is not None):
+            raise ConfigError("driver 'rllib' takes no scheduler or cost (run GraphPNAS with driver 'tune' for those)")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; backends: {', '.join(BACKENDS)}")
         if isinstance(self.max_concurrent, bool) or not isinstance(self.max_concurrent, int) or self.max_concurrent < 1:

@@ -60,6 +60,13 @@ def run(config: SearchConfig | None = None, /, *, progress: bool | RowCallback =
     max_failures, scheduler, name = config.max_failures, config.scheduler, config.name
     evaluator_options, searcher_options, space_options = config.evaluator_options, config.searcher_options, config.space_options
     cost, lam, pareto = config.cost, float(config.lam), config.pareto
+    if config.driver == "rllib":  # GraphPNAS as an RLlib algorithm, with the same inputs and results
+        from nas_ray.search.rl import run_rllib
+
+        graphpnas = dict(searcher_options)
+        return run_rllib(evaluator=evaluator, space=space, budget=budget, seed=seed, preset=graphpnas.pop("preset", None),
+                         options=graphpnas, data_dir=data_dir, space_options=space_options, output=output, address=address,
+                         progress=progress, evaluator_options=evaluator_options)
     evaluator, space_obj = resolve_evaluator(evaluator, space, data_dir=data_dir, evaluator_options=evaluator_options,
                                              space_options=space_options)
     evaluator, objective = with_objective(evaluator, cost=cost, lam=lam, pareto=pareto)

@@ -52,3 +52,19 @@ def test_yaml_values_and_records_round_trip(tmp_path: Path) -> None:
                          ({"pareto": "yes"}, "pareto must be true or false")):
         with pytest.raises(ConfigError, match=message):
             SearchConfig(evaluator="train:digits", **bad).validate()
+
+
+@pytest.mark.slow
+def test_driver_rllib_runs_graphpnas_as_an_rllib_algorithm(data_dir: Path, tmp_path: Path) -> None:
+    import ray
+
+    try:
+        result = run(evaluator="table:nasbench201:cifar10", searcher="graphpnas", driver="rllib", budget=6, seed=0,
+                     searcher_options={"epochs": 1, "samples_per_step": 2}, data_dir=str(data_dir), progress=False,
+                     output=str(tmp_path / "rl"))
+    finally:
+        ray.shutdown()
+    assert len(result.table) == 6 and set(result.table["searcher"]) == {"graphpnas-rllib"}
+    assert (tmp_path / "rl" / "checkpoint").is_dir()
+    with pytest.raises(ConfigError, match="driver 'rllib' runs the searcher graphpnas"):
+        run(evaluator="table:nasbench201:cifar10", searcher="tpe", driver="rllib")
