@@ -8,7 +8,6 @@ import time
 from collections import deque
 from typing import Any
 
-import numpy as np
 import torch
 
 from nas_ray.construction import Builder
@@ -19,10 +18,13 @@ from nas_ray.models.learning import (
     Explorer,
     GraphPNASConfig,
     ReplayBuffer,
-    advantages,
+    explore_this_step,
+    explorer_fill,
     fit_generator,
     option_names,
     preset_for,
+    rejection_round_sizes,
+    training_set,
     trajectory_of,
 )
 from nas_ray.searchers.base import ArchitectureSearcher
@@ -99,8 +101,7 @@ class GraphPNASSearcher(ArchitectureSearcher):
 
     def _step_proposals(self) -> list[Architecture]:
         B = self.config.samples_per_step
-        eps = self.config.epsilon(self.step)
-        from_explorer = not len(self.buffer) or eps >= 1.0 or self.rng.random() < eps
+        eps, from_explorer = explore_this_step(self.config, self.step, len(self.buffer), self.rng)
         archs: list[Architecture] = []
         taken: set[str] = set()
         source = "explorer"
@@ -109,14 +110,8 @@ class GraphPNASSearcher(ArchitectureSearcher):
                 self._refit()  # lazily: explorer steps never need the generator
             archs = self._generate(B, taken)
             source = "generator" if len(archs) == B else "generator+explorer"
-        tries = 0
-        while len(archs) < B and tries < 100 * B:
-            tries += 1
-            arch = self.explorer.sample(self.rng)
-            h = self.space.hash(arch)
-            if h not in self.proposed and h not in taken:
-                taken.add(h)
-                archs.append(arch)
+        fill = explorer_fill(self.explorer, self.space, B - len(archs), self.rng, lambda h: h in self.proposed or h in taken)
+        archs += [arch for arch, _, _ in fill]
         record = {"step": self.step, "epsilon": eps, "source": source, "proposed": len(archs)}
         if self.log and self.log[-1]["step"] == self.step:
             self.log[-1].update(record)
@@ -129,9 +124,9 @@ class GraphPNASSearcher(ArchitectureSearcher):
         out: list[Architecture] = []
         gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
         with _threads(self.threads):
-            for t in range(self.config.max_tries):
+            for size in rejection_round_sizes(num, self.config.max_tries):
                 for arch in self.generator.sample(
-                    self.space, num * (5 * t + 1), generator=gen, temperature=self.config.temperature, builder=self.builder
+                    self.space, size, generator=gen, temperature=self.config.temperature, builder=self.builder
                 ):
                     try:
                         h = self.space.hash(arch)
@@ -165,11 +160,7 @@ class GraphPNASSearcher(ArchitectureSearcher):
         cfg = self.config
         self.stale = False
         start = time.perf_counter()
-        entries = self.buffer.top(cfg.keep(self.step, len(self.buffer)))
-        adv = advantages(self.buffer, entries, cfg.objective, self.ewma_baseline)
-        if cfg.objective == "ewma":
-            mean = float(np.mean([e.reward for e in entries]))
-            self.ewma_baseline = mean if self.ewma_baseline is None else 0.5 * self.ewma_baseline + 0.5 * mean
+        entries, adv, self.ewma_baseline = training_set(cfg, self.buffer, self.step, self.ewma_baseline)
         if self.generator is None or cfg.reset:
             self.generator = GraphPNASGenerator.for_space(self.space, cfg.generator, seed=int(self.rng.integers(2**31)))
         with _threads(self.threads):

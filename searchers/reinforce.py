@@ -65,10 +65,13 @@ from nas_ray.models.learning import (
     Explorer,
     GraphPNASConfig,
     ReplayBuffer,
-    advantages,
+    explore_this_step,
+    explorer_fill,
     option_names,
     preset_for,
     reinforce_loss,
+    rejection_round_sizes,
+    training_set,
     trajectory_of,
 )
 from nas_ray.search.results import make_row
@@ -695,8 +698,7 @@ class REINFORCE(Algorithm):
         if left <= 0:
             self.metrics.log_value("num_evaluations", len(self.results_rows), window=1)
             return
-        eps = gp.epsilon(self.search_step)
-        from_explorer = not len(self.buffer) or eps >= 1.0 or self.rng.random() < eps
+        eps, from_explorer = explore_this_step(gp, self.search_step, len(self.buffer), self.rng)
         infos: list[dict[str, Any]] = []
         source = "explorer"
         fit_s = sample_s = 0.0
@@ -739,11 +741,7 @@ class REINFORCE(Algorithm):
     def _refit(self) -> None:
         gp = self.graphpnas
         self.stale = False
-        entries = self.buffer.top(gp.keep(self.search_step, len(self.buffer)))
-        adv = advantages(self.buffer, entries, gp.objective, self.ewma_baseline)
-        if gp.objective == "ewma":
-            mean = float(np.mean([e.reward for e in entries]))
-            self.ewma_baseline = mean if self.ewma_baseline is None else 0.5 * self.ewma_baseline + 0.5 * mean
+        entries, adv, self.ewma_baseline = training_set(gp, self.buffer, self.search_step, self.ewma_baseline)
         if gp.reset:
             seed = int(self.rng.integers(2**31))
             self.learner_group.foreach_learner(lambda learner: learner.reset_generator(seed))
@@ -793,7 +791,7 @@ class REINFORCE(Algorithm):
             if missing <= 0:
                 break
             gate = self._gate_open(missing)
-            total = missing * (5 * r + 1)
+            total = rejection_round_sizes(missing, r + 1)[r]
             counts = [total // runners + (1 if i < total % runners else 0) for i in range(runners)]
             seeds = [int(s) for s in self.rng.integers(2**31, size=runners)]
             results = self.env_runner_group.foreach_env_runner(
@@ -815,21 +813,9 @@ class REINFORCE(Algorithm):
     # ------------------------------------------------------------------ explorer side
     def _evaluate_explorer(self, need: int) -> list[dict[str, Any]]:
         """``need`` unseen architectures from the explorer, evaluated on the env runners."""
-        items: list[dict[str, Any]] = []
-        taken: set[str] = set()
-        tries = 0
-        while len(items) < need and tries < 100 * need:
-            tries += 1
-            arch = self.explorer.sample(self.rng)
-            try:
-                canonical = self.search_space.canonicalize(arch)
-                h = self.search_space.hash(canonical)
-            except InvalidArchitecture:
-                continue
-            if h in self.seen or h in taken:
-                continue
-            taken.add(h)
-            items.append({"architecture": canonical.to_dict(), "hash": h})
+        fill = explorer_fill(self.explorer, self.search_space, need, self.rng, self.seen.__contains__)
+        items = [{"architecture": canonical.to_dict(), "hash": h} for _, canonical, h in fill]
+        taken = {h for _, _, h in fill}
         if not items:
             return []
         self.seen |= taken

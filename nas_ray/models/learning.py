@@ -5,7 +5,7 @@ objectives, the generator fit, and the named presets of the paper and the offici
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from nas_ray.construction import Builder, Trajectory
-from nas_ray.errors import ConfigError, ConfigTypeError, UnknownName
+from nas_ray.errors import ConfigError, ConfigTypeError, InvalidArchitecture, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.models.graphpnas import (
     GENERATOR_PRESETS,
@@ -325,6 +325,56 @@ def reinforce_loss(nll: Tensor, advantage: Tensor, objective: str = "cdf", beta:
     return torch.where(advantage > 0, positive, torch.where(advantage < 0, negative, torch.zeros_like(nll))).mean()
 
 
+# ---------------------------------------------------------------------------------------------- the step policy
+# What one GraphPNAS search step decides, shared by the Tune searcher and the RLlib algorithm so that
+# both make the same draws in the same order.
+
+def explore_this_step(config: GraphPNASConfig, step: int, buffer_size: int, rng: np.random.Generator) -> tuple[float, bool]:
+    """epsilon(step), and whether this step's graphs come from the explorer: always while the buffer
+    is empty or epsilon is 1, else with probability epsilon (one draw from ``rng``)."""
+    eps = config.epsilon(step)
+    return eps, bool(not buffer_size or eps >= 1.0 or rng.random() < eps)
+
+
+def training_set(config: GraphPNASConfig, buffer: ReplayBuffer, step: int,
+                 baseline: float | None) -> tuple[list[BufferEntry], np.ndarray, float | None]:
+    """The step's training set (the buffer's best ``keep(step)``), its advantages, and the EWMA
+    baseline after this step (updated with the set's mean reward for ``objective="ewma"``)."""
+    entries = buffer.top(config.keep(step, len(buffer)))
+    adv = advantages(buffer, entries, config.objective, baseline)
+    if config.objective == "ewma":
+        mean = float(np.mean([e.reward for e in entries]))
+        baseline = mean if baseline is None else 0.5 * baseline + 0.5 * mean
+    return entries, adv, baseline
+
+
+def rejection_round_sizes(num: int, max_tries: int) -> list[int]:
+    """How many graphs each rejection-sampling round draws for ``num`` wanted: num * (5t + 1)."""
+    return [num * (5 * t + 1) for t in range(max_tries)]
+
+
+def explorer_fill(explorer: Explorer, space: SearchSpace, need: int, rng: np.random.Generator,
+                  seen: Callable[[str], bool]) -> list[tuple[Architecture, Architecture, str]]:
+    """Up to ``need`` explorer graphs whose hash is neither ``seen`` nor drawn already, as (graph,
+    canonical form, hash); at most 100 draws per graph wanted (a small space may run out)."""
+    out: list[tuple[Architecture, Architecture, str]] = []
+    taken: set[str] = set()
+    tries = 0
+    while len(out) < need and tries < 100 * need:
+        tries += 1
+        arch = explorer.sample(rng)
+        try:
+            canonical = space.canonicalize(arch)
+            h = space.hash(canonical)
+        except InvalidArchitecture:
+            continue
+        if seen(h) or h in taken:
+            continue
+        taken.add(h)
+        out.append((arch, canonical, h))
+    return out
+
+
 def fit_generator(
     generator: GraphPNASGenerator,
     trajectories: Sequence[Trajectory],
@@ -397,6 +447,10 @@ def trajectory_of(builder: Builder, entry: BufferEntry) -> Trajectory:
 
 
 __all__ = [
+    "explore_this_step",
+    "training_set",
+    "rejection_round_sizes",
+    "explorer_fill",
     "EpsilonSchedule",
     "KeepSchedule",
     "GraphPNASConfig",
