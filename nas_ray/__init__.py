@@ -16,7 +16,7 @@ from nas_ray.errors import (
     UnknownName,
 )
 from nas_ray.graph import Architecture
-from nas_ray.spaces import SearchSpace, available_spaces, get_space, register_space
+from nas_ray.spaces import SearchSpace, TableDefinedSpace, available_spaces, get_space, register_space
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ def __getattr__(name: str):  # noqa: ANN202 - the evaluator registry loads on fi
 __all__ = [
     "Architecture",
     "SearchSpace",
+    "TableDefinedSpace",
     "get_space",
     "register_space",
     "available_spaces",

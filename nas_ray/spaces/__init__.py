@@ -16,8 +16,19 @@ from typing import Any
 
 from nas_ray.registry import Registry
 from nas_ray.spaces.base import NodeMasks, SearchSpace, StepMasks, as_rng, wl_hash
+from nas_ray.spaces.table import TableDefinedSpace
 
-__all__ = ["SearchSpace", "NodeMasks", "StepMasks", "get_space", "register_space", "available_spaces", "as_rng", "wl_hash"]
+__all__ = [
+    "SearchSpace",
+    "TableDefinedSpace",
+    "NodeMasks",
+    "StepMasks",
+    "get_space",
+    "register_space",
+    "available_spaces",
+    "as_rng",
+    "wl_hash",
+]
 
 SPACES: Registry[SearchSpace] = Registry(
     "search space",

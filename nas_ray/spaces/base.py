@@ -74,6 +74,9 @@ class SearchSpace(abc.ABC):
     max_edges: int | None = None
     #: number of distinct architectures (hashes), where it is known
     size: int | None = None
+    #: True when membership is a table's rows (``TableDefinedSpace``): construction and decisions then
+    #: follow a larger space and may build non-members, which ``validate`` rejects
+    table_defined: ClassVar[bool] = False
 
     @functools.cached_property
     def _op_set(self) -> frozenset[str]:

@@ -14,7 +14,7 @@ from nas_ray import Architecture, get_space, register_evaluator, register_space
 from nas_ray.errors import InvalidArchitecture
 from nas_ray.evaluators import Evaluator
 from nas_ray.searchers import available_searchers, get_searcher
-from nas_ray.spaces import available_spaces
+from nas_ray.spaces import TableDefinedSpace, available_spaces
 from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, as_rng
 
 LAYER_OPS = ("conv3x3", "conv5x5", "maxpool", "identity")
@@ -100,7 +100,23 @@ class ChainScore(Evaluator):
 
 register_evaluator("test-chain-score", ChainScore, overwrite=True)
 
-SPACES = [*available_spaces(), "test-chain"]
+class TrainedChains(TableDefinedSpace):
+    """The 40 chains a (pretend) lab trained: validity is being in its table."""
+
+    name = "test-trained-chains"
+    base = "test-chain"
+    calls = 0
+
+    def members(self) -> list[Architecture]:
+        TrainedChains.calls += 1
+        chain = get_space("test-chain")
+        rng = np.random.default_rng(7)
+        return [chain.sample(rng) for _ in range(48)]  # 48 draws, about 40 distinct chains
+
+
+register_space("test-trained-chains", TrainedChains, overwrite=True)
+
+SPACES = [*available_spaces(), "test-chain", "test-trained-chains"]
 SPACE_OPTIONS = {"randwire": {"num_nodes": 6}, "enas-macro": {"num_layers": 4}}
 
 
@@ -137,7 +153,8 @@ def test_space_contract(name: str) -> None:
             action = random_legal_action(builder.observe(g), rng)
             if builder.apply(g, int(action["op"]), action["edges"]):
                 break
-        space.validate(builder.architecture(g))
+        arch = builder.architecture(g)
+        (space.base_space if space.table_defined else space).validate(arch)
     # the hooks answer for every space (a fallback where the space has nothing to say)
     eps, delta = space.triplet_thresholds()
     assert 0 < eps < delta
@@ -199,6 +216,38 @@ def test_cli_search_and_bench_on_the_user_space(tmp_path) -> None:  # noqa: ANN0
                  "--json", str(tmp_path / "b.json")]) == 0
     data = json.loads((tmp_path / "b.json").read_text())
     assert data["space"] == "test-chain" and len(data["runs"]) == 2
+
+
+def test_table_defined_space() -> None:
+    TrainedChains.calls = 0
+    space = get_space("test-trained-chains")
+    assert TrainedChains.calls == 0  # the table is read on first use, not when the space is built
+    chain = get_space("test-chain")
+    members = space.member_hashes()
+    assert TrainedChains.calls == 1 and 30 < space.size == len(members) < chain.size
+    outsider = next(a for a in (chain.sample(s) for s in range(1000)) if chain.hash(a) not in members)
+    assert not space.is_valid(outsider)
+    with pytest.raises(InvalidArchitecture, match="not in the table"):
+        space.hash(outsider)
+    # a mutation from outside the table still lands inside it; TPE's decisions reject outsiders
+    assert space.hash(space.mutate(outsider, 0)) in members
+    with pytest.raises(InvalidArchitecture):
+        space.from_decisions(chain.to_decisions(outsider))
+    # every searcher proposes members only, and stops short of nothing: 30 distinct ones
+    for name in available_searchers():
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "searchers"))
+        from test_searchers import make
+
+        searcher = make(name, space, seed=0, metric="acc", mode="max")
+        seen = set()
+        for q in range(30):
+            arch = Architecture.from_dict(searcher.suggest(str(q))["arch"])
+            seen.add(space.hash(arch))
+            searcher.on_trial_complete(str(q), ChainScore().evaluate(arch))
+        assert len(seen) == 30, name
 
 
 @pytest.fixture()
