@@ -1,4 +1,4 @@
-"""The README's examples: a user's own searcher run by the CLI, a nas-ray searcher in a user's Tuner, and
+"""The examples: a user's own searcher run by the CLI, a nas-ray searcher in a user's Tuner, and
 GraphPNAS under RLlib with a checkpoint and a restore."""
 
 from __future__ import annotations

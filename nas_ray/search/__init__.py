@@ -6,7 +6,8 @@
 >>> result.best_arch, result.table[["query", "reward", "c10_test200"]]  # doctest: +SKIP
 """
 
+from nas_ray.search.config import SearchConfig
 from nas_ray.search.loop import BACKENDS, resume, run, run_local
 from nas_ray.search.results import SearchResult, best_so_far, reported_of_best
 
-__all__ = ["run", "resume", "run_local", "SearchResult", "best_so_far", "reported_of_best", "BACKENDS"]
+__all__ = ["run", "SearchConfig", "resume", "run_local", "SearchResult", "best_so_far", "reported_of_best", "BACKENDS"]
