@@ -140,14 +140,11 @@ def _table(argument: str, data_dir: str | os.PathLike[str] | None = None, **opti
 
 
 def _train(argument: str, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Evaluator:
-    from nas_ray.evaluators.training import DigitsEvaluator, ImageTrainingEvaluator
+    from nas_ray.evaluators.training import ImageTrainingEvaluator
 
     if argument not in TRAINING:
         raise UnknownName(f"unknown evaluator 'train:{argument}': no training dataset {argument!r}; datasets: {', '.join(TRAINING)}")
-    space = options.get("space", "nasbench101")
-    if argument == "digits" and getattr(space, "name", space) == "nasbench101" and "preset" not in options:
-        options.pop("space", None)
-        return DigitsEvaluator(**options)
+    # the space's registered networks, sized for the dataset (register_network's dataset_presets)
     return ImageTrainingEvaluator(argument, data_dir=data_dir, **options)
 
 

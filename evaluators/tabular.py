@@ -167,16 +167,18 @@ class TabularEvaluator(Evaluator):
     def from_name(cls, spec: str, **kwargs: Any) -> TabularEvaluator:
         """``"nasbench201:cifar100"``, ``"enas6"``, ``"nasbench101"``, ``"nasbench101-subset"``."""
         benchmark, _, dataset = spec.partition(":")
-        if benchmark == "nasbench201":
-            return cls.nasbench201(dataset or "cifar10", **kwargs)
-        if dataset:
-            raise UnknownName(f"benchmark {benchmark!r} takes no dataset, got {spec!r}")
-        makers = {"enas6": cls.enas6, "nasbench101": cls.nasbench101, "nasbench101-subset": cls.nasbench101_subset}
+        # the built-in tables; those with a "dataset" parameter take ``table:<name>:<dataset>``
+        makers = {"nasbench201": cls.nasbench201, "enas6": cls.enas6, "nasbench101": cls.nasbench101,
+                  "nasbench101-subset": cls.nasbench101_subset}
         if benchmark not in makers:
-            raise UnknownName(
-                f"unknown benchmark table {benchmark!r}; tables: nasbench201[:dataset], {', '.join(makers)}"
-            )
-        return makers[benchmark](**kwargs)
+            names = ", ".join(f"{n}[:dataset]" if _takes_dataset(m) else n for n, m in makers.items())
+            raise UnknownName(f"unknown benchmark table {benchmark!r}; tables: {names}")
+        maker = makers[benchmark]
+        if not dataset:
+            return maker(**kwargs)
+        if not _takes_dataset(maker):
+            raise UnknownName(f"benchmark {benchmark!r} takes no dataset, got {spec!r}")
+        return maker(dataset, **kwargs)
 
     # ------------------------------------------------------------------ evaluation
     def lookup(self, arch_hash: str) -> dict[str, float]:
@@ -244,3 +246,9 @@ def _read_frame(data: Any, key_column: str | None) -> tuple[Any, str | None]:
             raise UnknownName(f"{path} has no key column {column!r}; its columns: {', '.join(map(str, frame.columns))}")
         frame = frame.set_index(column)
     return frame, str(path)
+
+
+def _takes_dataset(maker: Callable[..., Any]) -> bool:
+    import inspect
+
+    return "dataset" in inspect.signature(maker).parameters

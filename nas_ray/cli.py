@@ -415,9 +415,9 @@ def cmd_train_predictor(args: argparse.Namespace) -> int:
     if (args.model or "svge").startswith("svge") and "hidden_dim" in model_options:
         model_options["node_dim"] = model_options.pop("hidden_dim")
     table = evaluator.table
-    if table.name == "nasbench101-subset":
-        print(f"note: {table.name} is tiny: {len(table)} distinct cells (500 raw specs, one training run each); "
-              "the numbers are indicative, not comparable to the full NAS-Bench-101's", flush=True)
+    if len(table) < 1000:
+        print(f"note: {table.name} is small ({len(table)} distinct architectures): the numbers are indicative, "
+              "not comparable to those on a full benchmark", flush=True)
     if args.threads:
         import torch
 

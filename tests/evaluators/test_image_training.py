@@ -75,7 +75,11 @@ def test_every_space_trains_on_digits() -> None:
 
 
 def test_digits_spec_is_the_digits_evaluator_and_own_data_works() -> None:
-    assert type(get_evaluator("train:digits")) is DigitsEvaluator
+    # no special case: train:digits is the NB101 space's networks at their digits preset, as DigitsEvaluator
+    spec, digits = get_evaluator("train:digits"), DigitsEvaluator()
+    assert spec.space.name == "nasbench101" and spec.network_spec() == digits.network_spec()
+    assert spec.config == digits.config
+    assert torch.equal(spec.data().val[1], digits.data().val[1])  # the same split of the images
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 3, 8, 8, generator=g), torch.arange(64) % 4
     own = ImageData(train=(x, y), val=(x[:16], y[:16]), test=None, num_classes=4, in_channels=3, image_size=8,
