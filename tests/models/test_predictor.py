@@ -166,7 +166,7 @@ def test_cli_zero_shot_on_the_nb101_sample(data_dir, tmp_path, capsys) -> None:
             "--json", str(js)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert re.search(r"tiny: \d+ distinct cells", text) and "Kendall tau" in text and f"surrogate:{out}" in text
+    assert re.search(r"is small \(\d+ distinct architectures\)", text) and "Kendall tau" in text and f"surrogate:{out}" in text
     info = json.loads(js.read_text())["info"]
     assert info["test_sizes"] == [6] and info["num_train"] + info["num_val"] + info["num_test"] == info["table_rows"]
     net, space, ckpt = load_predictor(out)
