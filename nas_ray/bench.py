@@ -32,17 +32,19 @@ def options_for(name: str, options: Mapping[str, Any] | None, space: Any, datase
     """The options one searcher gets: the searcher's own defaults for this space, dataset and budget
     (``defaults_for``; e.g. GraphPNAS's preset for the NB201 dataset), then the user's: unprefixed
     ones go to every searcher, ``name.key`` only to ``name``."""
+    from nas_ray.search.config import split_label
     from nas_ray.searchers import SEARCHERS
     from nas_ray.spaces import get_space
 
+    base, _ = split_label(name)
     out: dict[str, Any] = {}
     for key, value in (options or {}).items():
         target, dot, rest = key.partition(".")
         if not dot:
             out[key] = value
-        elif target == name:
+        elif target in (name, base):  # "graphpnas.epochs" reaches graphpnas under either driver
             out[rest] = value
-    cls = SEARCHERS.get("graphpnas" if name == "graphpnas-rllib" else name)
+    cls = SEARCHERS.get(base)
     defaults = cls.defaults_for(get_space(space) if isinstance(space, str) else space, budget=budget, dataset=dataset)
     if "population_size" in out:
         defaults.pop("sample_size", None)
@@ -64,20 +66,23 @@ def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
     from nas_ray.search.results import reported_of_best
     from nas_ray.searchers import get_searcher
 
+    from nas_ray.search.config import split_label
+
+    base, driver = split_label(name)
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
     objective = None
     if multi is not None:
         ev, objective = with_objective(ev, cost=multi["cost"], lam=multi["lam"], pareto=multi["pareto"])
-        if objective.pareto and searcher_supports_pareto(name):
+        if objective.pareto and searcher_supports_pareto(base):
             options = {**options, "objective": objective}
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
-    if name == "graphpnas-rllib":  # GraphPNAS trained by the RLlib algorithm, no env runners
+    if driver == "rllib":  # the method's RLlib algorithm, no env runners
         from nas_ray.search.rl import run_rllib
 
         rows = run_rllib(evaluator=ev, budget=budget, seed=seed, options=options, progress=False).table.to_dict("records")
     else:
-        searcher = get_searcher(name, ev.space, seed=seed, metric=ev.metric, mode=ev.mode, **options)
+        searcher = get_searcher(base, ev.space, seed=seed, metric=ev.metric, mode=ev.mode, **options)
         run_local(searcher, ev, budget, on_row=rows.append, searcher=name, seed=seed, space=ev.space.name, metric=ev.metric)
     total = time.perf_counter() - start
     evaluating = sum(r["wall_s"] for r in rows)
@@ -144,6 +149,13 @@ def run_bench(
             raise ConfigError(f"cost must be a column of table {table.name}: {', '.join(table.columns)}")
         multi = {"cost": cost, "lam": float(lam), "pareto": bool(pareto),
                  "reference": (float(np.nanmin(table.column(reported))), float(np.nanmax(table.column(cost))))}
+    from nas_ray.search.config import check_driver, split_label
+
+    for label in searchers:  # every label names a searcher and a driver that runs it, before any run starts
+        base, driver = split_label(label)
+        check_driver(base, driver)
+        if driver != "tune" and multi is not None:
+            raise ConfigError(f"{label}: driver {driver!r} takes no cost (benchmark it without --cost)")
     data_dir = str(data_dir) if data_dir is not None else None
     jobs = [
         (name, seed, space, dataset, evaluator, budget, data_dir, options_for(name, searcher_options, ev.space, dataset, budget),

@@ -463,7 +463,10 @@ def cmd_searchers(args: argparse.Namespace) -> int:
     from nas_ray.searchers import SEARCHERS
 
     for name in SEARCHERS.names():
-        print(f"{name:<12} {_first_line(SEARCHERS.get(name))}")
+        cls = SEARCHERS.get(name)
+        drivers = getattr(cls, "drivers", ("tune",))
+        also = f"  (drivers: {', '.join(drivers)})" if tuple(drivers) != ("tune",) else ""
+        print(f"{name:<12} {_first_line(cls)}{also}")
     return 0
 
 
@@ -532,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--space", default="nasbench201")
     b.add_argument("--dataset", default="cifar10", help="NB201: cifar10, cifar100 or imagenet16-120")
     b.add_argument("--evaluator", help=_evaluator_help("default: the table of --space / --dataset"))
-    b.add_argument("--searcher", action="append", help="repeat for several (default: random, evolution, tpe)")
+    b.add_argument("--searcher", action="append", help="repeat for several (default: random, evolution, tpe); NAME@rllib runs a searcher under the RLlib driver (graphpnas@rllib)")
     b.add_argument("--searcher-option", action="append", metavar="KEY=VALUE",
                    help="to every searcher, or NAME.KEY=VALUE to one, e.g. graphpnas.epochs=10")
     b.add_argument("--workers", type=int, default=1, help="runs at a time in worker processes (default 1)")

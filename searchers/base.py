@@ -51,6 +51,9 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
 
     #: registry name, set by subclasses
     name: ClassVar[str] = ""
+    #: the drivers that can run this searcher: "tune" (it proposes through Tune's Searcher API) and,
+    #: for a method that also exists as an RLlib algorithm, "rllib"
+    drivers: ClassVar[tuple[str, ...]] = ("tune",)
 
     @classmethod
     def defaults_for(cls, space: SearchSpace, *, budget: int | None = None, dataset: str | None = None) -> dict[str, Any]:

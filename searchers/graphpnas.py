@@ -62,6 +62,7 @@ class GraphPNASSearcher(ArchitectureSearcher):
     """
 
     name = "graphpnas"
+    drivers = ("tune", "rllib")  # the RLlib algorithm is nas_ray.searchers.REINFORCE
     extra_options = option_names()
 
     @classmethod

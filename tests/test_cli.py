@@ -225,6 +225,37 @@ def test_bench_runs_graphpnas_with_per_searcher_options(data_dir, capsys) -> Non
     assert code == 0 and "graphpnas" in out and "random" in out
 
 
+def test_bench_labels_name_a_driver_that_runs_the_searcher(data_dir, capsys) -> None:  # noqa: ANN001
+    from nas_ray.cli import main
+
+    for label, why in (("random@rllib", "searcher 'random' runs under driver tune, not 'rllib'"),
+                       ("graphpnas@nope", "unknown driver 'nope'")):
+        assert main(["bench", "--data-dir", str(data_dir), "--searcher", "random", "--searcher", label, "--seeds", "1",
+                     "--budget", "4", "--quiet"]) == 2
+        assert why in capsys.readouterr().err
+    assert main(["searchers"]) == 0
+    assert "(drivers: tune, rllib)" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith("graphpnas "))
+
+
+@pytest.mark.slow
+def test_bench_compares_both_drivers_of_graphpnas(data_dir, tmp_path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    import ray
+
+    from nas_ray.cli import main
+
+    try:
+        code = main(["bench", "--data-dir", str(data_dir), "--searcher", "graphpnas", "--searcher", "graphpnas@rllib",
+                     "--seeds", "1", "--budget", "6", "--searcher-option", "graphpnas.epochs=1",
+                     "--searcher-option", "graphpnas.epsilon_steps=3", "--quiet", "--json", str(tmp_path / "b.json")])
+    finally:
+        ray.shutdown()
+    assert code == 0
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert set(data["summary"]) == {"graphpnas", "graphpnas@rllib"} and all(s["n"] == 1 for s in data["summary"].values())
+
+
 @pytest.mark.slow
 def test_rl_writes_the_search_results_files(data_dir, tmp_path, capsys) -> None:  # noqa: ANN001
     import ray
@@ -238,8 +269,8 @@ def test_rl_writes_the_search_results_files(data_dir, tmp_path, capsys) -> None:
     assert code == 0
     lines = (out / "results.csv").read_text().splitlines()
     assert lines[0].startswith("query,trial_id,searcher,seed,space,hash,arch,status,reward,wall_s")
-    assert len(lines) == 7 and all(",graphpnas-rllib," in line for line in lines[1:])
+    assert len(lines) == 7 and all(",graphpnas@rllib," in line for line in lines[1:])
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["searcher"] == "graphpnas-rllib" and summary["evaluations"] == 6 and summary["backend"] == "rllib"
+    assert summary["searcher"] == "graphpnas@rllib" and summary["evaluations"] == 6 and summary["backend"] == "rllib"
     assert (out / "best_so_far.png").is_file() and (out / "checkpoint" / "rllib_checkpoint.json").is_file()
-    assert "graphpnas-rllib on nasbench201 (rllib backend): 6 evaluations" in capsys.readouterr().out
+    assert "graphpnas@rllib on nasbench201 (rllib backend): 6 evaluations" in capsys.readouterr().out

@@ -98,8 +98,8 @@ class SearchConfig:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if self.driver not in DRIVERS:
             raise ConfigError(f"unknown driver {self.driver!r}; drivers: {', '.join(DRIVERS)}")
-        if self.driver == "rllib" and self.searcher != "graphpnas":
-            raise ConfigError(f"driver 'rllib' runs the searcher graphpnas (as an RLlib algorithm), got {self.searcher!r}")
+        if self.driver != "tune":
+            check_driver(self.searcher, self.driver)
         if self.driver == "rllib" and (self.scheduler is not None or self.cost is not None):
             raise ConfigError("driver 'rllib' takes no scheduler or cost (run GraphPNAS with driver 'tune' for those)")
         if self.backend not in BACKENDS:
@@ -240,3 +240,22 @@ def parse_key_values(items: Any, flag: str) -> dict[str, Any]:
     return out
 
 
+def check_driver(searcher: Any, driver: str) -> None:
+    """Raise ``ConfigError`` unless ``driver`` can run ``searcher`` (a registered name or a searcher)."""
+    from nas_ray.searchers import SEARCHERS
+
+    if driver not in DRIVERS:
+        raise ConfigError(f"unknown driver {driver!r}; drivers: {', '.join(DRIVERS)}")
+    cls = SEARCHERS.get(searcher) if isinstance(searcher, str) else type(searcher)
+    drivers = getattr(cls, "drivers", ("tune",))
+    if driver not in drivers:
+        able = [n for n in SEARCHERS.names() if driver in getattr(SEARCHERS.get(n), "drivers", ())]
+        raise ConfigError(f"searcher {getattr(cls, 'name', '') or searcher!r} runs under driver {' or '.join(drivers)}, "
+                          f"not {driver!r}; driver {driver!r} runs: {', '.join(able) or 'none'}")
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """``"graphpnas@rllib"`` -> ``("graphpnas", "rllib")``; a plain name runs under the tune driver.
+    ``nas-ray bench`` labels its searchers this way, so both drivers of one method compare in one table."""
+    name, at, driver = str(label).partition("@")
+    return name, (driver if at else "tune")

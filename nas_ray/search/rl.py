@@ -15,7 +15,8 @@ from nas_ray.search.results import SearchResult, summarize
 from nas_ray.spaces import SearchSpace
 from nas_ray.errors import ConfigError, ConfigTypeError
 
-NAME = "graphpnas-rllib"
+#: the searcher column of the results of GraphPNAS under the RLlib driver
+NAME = "graphpnas@rllib"
 
 
 def rllib_config(

@@ -217,7 +217,7 @@ class REINFORCE(Algorithm):
                 for info in infos:
                     done[info["hash"]] = info
             if len(done) < len(items):
-                logger.warning("graphpnas-rllib: %d of %d explorer evaluations were lost with their env runner; retrying",
+                logger.warning("graphpnas@rllib: %d of %d explorer evaluations were lost with their env runner; retrying",
                                len(items) - len(done), len(items))
         lost = [item for item in items if item["hash"] not in done]
         self.seen -= {item["hash"] for item in lost}  # never evaluated: may be proposed again
@@ -225,7 +225,7 @@ class REINFORCE(Algorithm):
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, infos: Sequence[dict[str, Any]]) -> None:
-        name = "graphpnas-rllib"
+        name = "graphpnas@rllib"  # the searcher column: GraphPNAS under the RLlib driver
         for info in infos:
             arch = Architecture.from_dict(info["architecture"])
             error = info.get("error") or (None if info.get("valid", True) else info.get("invalid_reason", "invalid"))

@@ -64,7 +64,7 @@ def test_driver_rllib_runs_graphpnas_as_an_rllib_algorithm(data_dir: Path, tmp_p
                      output=str(tmp_path / "rl"))
     finally:
         ray.shutdown()
-    assert len(result.table) == 6 and set(result.table["searcher"]) == {"graphpnas-rllib"}
+    assert len(result.table) == 6 and set(result.table["searcher"]) == {"graphpnas@rllib"}
     assert (tmp_path / "rl" / "checkpoint").is_dir()
-    with pytest.raises(ConfigError, match="driver 'rllib' runs the searcher graphpnas"):
+    with pytest.raises(ConfigError, match="searcher 'tpe' runs under driver tune, not 'rllib'; driver 'rllib' runs: graphpnas"):
         run(evaluator="table:nasbench201:cifar10", searcher="tpe", driver="rllib")

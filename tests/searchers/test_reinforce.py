@@ -248,7 +248,7 @@ def test_algorithm_searches_unique_architectures_within_budget(local_ray, data_d
         rows = algo.rows()
         assert len(rows) == 9 and len({r["hash"] for r in rows}) == 9
         assert [r["query"] for r in rows] == list(range(9))
-        assert all(r["searcher"] == "graphpnas-rllib" and r["status"] == "ok" for r in rows)
+        assert all(r["searcher"] == "graphpnas@rllib" and r["status"] == "ok" for r in rows)
         assert len(results) == 5  # 2 per step, the last step takes the one left
         assert results[-1]["best_reward"] == max(r["reward"] for r in rows)
         assert any(r["source_generator"] == 1.0 for r in results)  # epsilon warm-up of 3 steps, then the generator
