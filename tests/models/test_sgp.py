@@ -116,7 +116,7 @@ def test_standardisation_and_back_conversion() -> None:
     again = SparseGP(num_inducing=40, epochs=50, seed=0).fit(X, raw)  # deterministic per seed
     assert torch.equal(again.predict(X)[0], mean) and torch.equal(again.inducing_points, gp.inducing_points)
     stats = (gp.y_mean, gp.y_std)
-    gp.fit(X[:100], raw[:100] + 50.0)  # a refit keeps the statistics of the first y (§6.1)
+    gp.fit(X[:100], raw[:100] + 50.0)  # a refit keeps the statistics of the first y (as the D-VAE code's SGP does)
     assert (gp.y_mean, gp.y_std) == stats
     given = SparseGP(epochs=0, y_mean=1.0, y_std=2.0).fit(X, raw)
     assert torch.allclose(given.train_y, (raw - 1.0) / 2.0)

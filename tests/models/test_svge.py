@@ -76,7 +76,7 @@ def test_encoder_shapes_and_padding_invariance(nb101) -> None:
 
 
 def reference_nll(model: SVGe, types: list[int], adj: np.ndarray, z: torch.Tensor) -> torch.Tensor:
-    """The decoder's loss for one graph, step by step with explicit per-edge sums (METHODS §2.3)."""
+    """The decoder's loss for one graph, step by step with explicit per-edge sums (as SVGe's published code sums it)."""
     dec = model.decoder
 
     def gated(readout, h):
