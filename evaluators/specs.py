@@ -151,9 +151,7 @@ def _train(argument: str, data_dir: str | os.PathLike[str] | None = None, **opti
 def _supernet(argument: str, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Evaluator:
     from nas_ray.evaluators.supernet import SupernetEvaluator
 
-    if argument != "enas-macro":
-        raise UnknownName(f"unknown evaluator 'supernet:{argument}': the weight-sharing supernet covers enas-macro only")
-    return SupernetEvaluator(data_dir=data_dir, **options)
+    return SupernetEvaluator.from_spec(argument, data_dir=data_dir, **options)
 
 
 def _surrogate(argument: str, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Evaluator:

@@ -29,7 +29,7 @@ import numpy as np
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
 from nas_ray.spaces import get_space
-from nas_ray.errors import ConfigError
+from nas_ray.errors import ConfigError, UnknownName
 
 if TYPE_CHECKING:
     import torch
@@ -267,6 +267,16 @@ class SupernetEvaluator(Evaluator):
     metric = "val_accuracy"
     mode = "max"
     metric_scale = 100.0
+
+    #: the space whose networks the supernet holds
+    SPACE = "enas-macro"
+
+    @classmethod
+    def from_spec(cls, argument: str, **options: Any) -> SupernetEvaluator:
+        """``supernet:<space>``: the supernet of ``<space>`` (the ENAS macro space is the one there is)."""
+        if argument != cls.SPACE:
+            raise UnknownName(f"unknown evaluator 'supernet:{argument}': the weight-sharing supernet covers {cls.SPACE} only")
+        return cls(**options)
 
     def __init__(self, config: SupernetConfig | None = None, *, backend: str = "auto", actor_name: str | None = None,
                  data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
