@@ -51,7 +51,7 @@ def train_one(args: argparse.Namespace, run: str) -> None:
 
     torch.set_num_threads(args.threads)
     model, recipe, size = parse_run(run)
-    space = get_space(args.space, **({"num_layers": 6} if args.space == "enas-macro" else {}))
+    space = get_space(args.space)
     data = vae_dataset(space, "table", args.data_dir, seed=0)
     options = SIZES[size]["svge" if model.startswith("svge") else "dvae"]
     config = PretrainConfig(model=model, recipe=recipe, model_options=dict(options), seed=args.seed,
