@@ -15,6 +15,10 @@ from nas_ray.errors import ConfigError
 from nas_ray.spaces.nasbench201 import NB201_ANCHORS  # noqa: F401 - kept importable from here
 
 
+#: rows ``nas-ray bench`` adds by default: what Ray Tune's own algorithms reach over the space's decisions
+REFERENCE_ROWS = ("tune-random", "tune-optuna")
+
+
 def _evaluator_for(space: str, dataset: str | None, evaluator: str | None, data_dir: Any):  # noqa: ANN202
     from nas_ray.evaluators.specs import get_evaluator
 
@@ -118,6 +122,7 @@ def run_bench(
     lam: float = 0.02,
     pareto: bool = False,
     imports: Sequence[str] | None = None,
+    reference: bool = True,
 ) -> dict[str, Any]:
     """Run every searcher with seeds 0..seeds-1; the number reported per run is the reported column
     (e.g. NB201 test accuracy) of the architecture with the best reward after ``budget`` queries.
@@ -131,7 +136,11 @@ def run_bench(
     the table's worst accuracy and highest cost.
 
     ``imports``: modules (or ``.py`` files) that register your own spaces, searchers or evaluators;
-    imported here and in every worker process (default: whatever ``import_plugins`` loaded so far)."""
+    imported here and in every worker process (default: whatever ``import_plugins`` loaded so far).
+
+    ``reference`` adds the reference rows (``REFERENCE_ROWS``: Ray Tune's own random variants and
+    ``OptunaSearch`` over the space's decisions, what a Tune user gets without nas-ray) after the
+    searchers, unless listed already or the space has no decisions."""
     from nas_ray.plugins import import_plugins, loaded_plugins
 
     imports = list(imports) if imports is not None else loaded_plugins()
@@ -151,6 +160,14 @@ def run_bench(
                  "reference": (float(np.nanmin(table.column(reported))), float(np.nanmax(table.column(cost))))}
     from nas_ray.search.config import check_driver, split_label
 
+    searchers = list(searchers)
+    if reference:
+        try:
+            ev.space.decisions()
+        except NotImplementedError:
+            print(f"note: no reference rows: space {ev.space.name} has no decisions()", file=sys.stderr)
+        else:
+            searchers += [name for name in REFERENCE_ROWS if name not in searchers]
     for label in searchers:  # every label names a searcher and a driver that runs it, before any run starts
         base, driver = split_label(label)
         check_driver(base, driver)
@@ -231,6 +248,8 @@ def print_bench(report: Mapping[str, Any]) -> None:
     print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}" + (f"{'gap to the table front':>24}" if gap else ""))
     number = "{:>9.5g}{:>8.3g}" if multi else "{:>9.2f}{:>8.2f}"
     for name, s in data["summary"].items():
+        if name == next((n for n in data["summary"] if n in REFERENCE_ROWS), None):
+            print("reference: Ray Tune's own algorithms over the space's decisions, without nas-ray")
         print(f"{name:<14}" + number.format(s["mean"], s["std"]) + f"{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}"
               + (f"{gap - s['mean']:>24.4g}" if gap else ""))
     if gap:

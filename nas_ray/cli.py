@@ -262,6 +262,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cost=args.cost,
         lam=_lam(args.lam),
         pareto=args.pareto,
+        reference=not args.no_reference,
     )
     print_bench(report)
     if args.json:
@@ -549,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lam", type=float, default=0.02, help="the efficiency score's lambda (default 0.02)")
     b.add_argument("--pareto", action="store_true", help="searchers that can (nasgem) model both objectives")
     b.add_argument("--quiet", action="store_true", help="no line per run")
+    b.add_argument("--no-reference", action="store_true",
+                   help="leave out the reference rows (tune-random, tune-optuna: Ray Tune's own algorithms over the space's decisions)")
     b.add_argument("--import", dest="imports", action="append", metavar="MODULE")
     b.set_defaults(func=cmd_bench)
 

@@ -31,6 +31,8 @@ __all__ = [
     "REINFORCEConfig",
     "LatentBOSearcher",
     "NASGEMSearcher",
+    "TuneRandomReference",
+    "TuneOptunaReference",
     "get_searcher",
     "register_searcher",
     "available_searchers",
@@ -44,6 +46,9 @@ _BUILTINS = {
     "graphpnas": "nas_ray.searchers.graphpnas:GraphPNASSearcher",
     "latent-bo": "nas_ray.searchers.latent_bo:LatentBOSearcher",
     "nasgem": "nas_ray.searchers.nasgem:NASGEMSearcher",
+    # reference rows: Ray Tune's own algorithms over the space's decisions, as a Tune user would run them
+    "tune-random": "nas_ray.searchers.tune_reference:TuneRandomReference",
+    "tune-optuna": "nas_ray.searchers.tune_reference:TuneOptunaReference",
 }
 _LAZY = {
     "ArchitectureSearcher": "nas_ray.searchers.base",
@@ -55,6 +60,8 @@ _LAZY = {
     "REINFORCEConfig": "nas_ray.searchers.reinforce",
     "LatentBOSearcher": "nas_ray.searchers.latent_bo",
     "NASGEMSearcher": "nas_ray.searchers.nasgem",
+    "TuneRandomReference": "nas_ray.searchers.tune_reference",
+    "TuneOptunaReference": "nas_ray.searchers.tune_reference",
 }
 
 

@@ -145,13 +145,15 @@ def test_bench_json_and_plot(capsys, data_dir: Path, tmp_path: Path) -> None:  #
     assert main(["bench", "--searcher", "random", "--searcher", "evolution", "--seeds", "3", "--budget", "30",
                  "--dataset", "imagenet16-120", "--data-dir", str(data_dir), "--json", str(out), "--quiet"]) == 0
     data = json.loads(out.read_text())
-    assert set(data["summary"]) == {"random", "evolution"}
+    # the reference rows (Ray Tune's own algorithms) come after the searchers asked for
+    assert list(data["summary"]) == ["random", "evolution", "tune-random", "tune-optuna"]
     assert data["summary"]["random"]["n"] == 3 and 30 < data["summary"]["random"]["mean"] < 48
-    assert len(data["runs"]) == 6 and all(len(r["curve"]) == 30 for r in data["runs"])
+    assert len(data["runs"]) == 12 and all(len(r["curve"]) == 30 for r in data["runs"])
     assert all(r["final"] == r["curve"][-1] for r in data["runs"])
     assert out.with_suffix(".png").is_file()
     printed = capsys.readouterr().out
     assert "random (reproduced, 500 seeds)" in printed and "in16_test200" in printed
+    assert "reference: Ray Tune's own algorithms" in printed
 
 
 def test_train_encoder_then_multi_objective_bench(capsys, data_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
@@ -248,7 +250,7 @@ def test_bench_compares_both_drivers_of_graphpnas(data_dir, tmp_path, capsys) ->
     try:
         code = main(["bench", "--data-dir", str(data_dir), "--searcher", "graphpnas", "--searcher", "graphpnas@rllib",
                      "--seeds", "1", "--budget", "6", "--searcher-option", "graphpnas.epochs=1",
-                     "--searcher-option", "graphpnas.epsilon_steps=3", "--quiet", "--json", str(tmp_path / "b.json")])
+                     "--searcher-option", "graphpnas.epsilon_steps=3", "--quiet", "--no-reference", "--json", str(tmp_path / "b.json")])
     finally:
         ray.shutdown()
     assert code == 0
