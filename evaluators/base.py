@@ -51,6 +51,21 @@ class Evaluator(abc.ABC):
         """Per-evaluation resources, as Ray counts them."""
         return {"cpu": 1.0, "gpu": 0.0}
 
+    def on_space(self, space: SearchSpace) -> Evaluator:
+        """This evaluator scoring ``space``, a table-defined space whose base is this evaluator's space
+        (a shallow copy; its architectures are the base space's, so nothing else changes)."""
+        import copy
+
+        if space is self.space:
+            return self
+        if not (getattr(space, "table_defined", False) and space.scores_with(self.space)):
+            from nas_ray.errors import ConfigError
+
+            raise ConfigError(f"the evaluator scores {self.space!r} architectures, not {space!r}")
+        other = copy.copy(self)
+        other.space = space
+        return other
+
     @abc.abstractmethod
     def evaluate(self, arch: Architecture) -> dict[str, float]:
         """Metrics of ``arch``; must include ``self.metric``."""

@@ -23,12 +23,29 @@ def _evaluator_for(space: str, dataset: str | None, evaluator: str | None, data_
     from nas_ray.evaluators.specs import get_evaluator
 
     if evaluator is None:
-        from nas_ray.spaces import get_space
+        from nas_ray.search.loop import resolve_evaluator
+        from nas_ray.spaces.table import build_space
 
-        evaluator = get_space(space).benchmark(dataset)
-        if evaluator is None:
-            raise ConfigError(f"space {space!r} has no benchmark table of its own; pass --evaluator")
+        space_obj = build_space(space, data_dir=data_dir)
+        spec = space_obj.benchmark(dataset)
+        if spec is None:
+            hint = "; the spaces with a table: " + ", ".join(_benchmarked_spaces())
+            raise ConfigError(f"space {space!r} has no benchmark table of its own; pass --evaluator{hint}")
+        return resolve_evaluator(spec, space_obj, data_dir=data_dir)[0]  # a table-defined space scores on its table
     return get_evaluator(evaluator, data_dir=data_dir)
+
+
+def _benchmarked_spaces() -> list[str]:
+    from nas_ray.spaces import SPACES, get_space
+
+    out = []
+    for name in SPACES.names():
+        try:
+            if get_space(name).benchmark() is not None:
+                out.append(name)
+        except Exception:  # noqa: BLE001 - a space that needs options is not listed
+            continue
+    return out
 
 
 def options_for(name: str, options: Mapping[str, Any] | None, space: Any, dataset: str | None,

@@ -453,10 +453,11 @@ def _first_line(obj: Any) -> str:
 def cmd_spaces(args: argparse.Namespace) -> int:
     from nas_ray.spaces import SPACES
 
+    width = max(map(len, SPACES.names())) + 1
     for name in SPACES.names():
         space = SPACES.create(name)
         options = ", ".join(f"{k}={v}" for k, v in space.options().items())
-        print(f"{name:<14} {_first_line(type(space))}" + (f"  [options: {options}]" if options else ""))
+        print(f"{name:<{width}} {_first_line(type(space))}" + (f"  [options: {options}]" if options else ""))
     return 0
 
 

@@ -193,14 +193,18 @@ PRESETS: dict[str, GraphPNASConfig] = {
 }
 def preset_for(space: SearchSpace, preset: str | None = None) -> GraphPNASConfig:
     """The named preset, or the space's (``space.graphpnas_preset()``); a space without one gets the
-    paper's RandWire settings with uniform exploration."""
+    paper's RandWire settings with uniform exploration. A preset whose explorer prior the space does
+    not have (a table-defined space has none: its members are all it can draw) explores uniformly."""
     if preset is None:
         preset = space.graphpnas_preset()
         if preset is None:
             return replace(PRESETS["randwire"], explorer="uniform", explorer_params={})
     if preset not in PRESETS:
         raise UnknownName(f"unknown GraphPNAS preset {preset!r}; presets: {', '.join(PRESETS)}")
-    return PRESETS[preset]
+    config = PRESETS[preset]
+    if config.explorer != "uniform" and config.explorer not in space.priors:
+        return replace(config, explorer="uniform", explorer_params={})
+    return config
 
 
 # ---------------------------------------------------------------------------------------------- explorer

@@ -248,9 +248,11 @@ def resolve_evaluator(
     must be the evaluator's: a training evaluator named by a spec builds the networks of ``space``."""
     from nas_ray.evaluators.specs import get_evaluator
 
+    from nas_ray.spaces.table import build_space
+
     space_obj = None
     if space is not None:
-        space_obj = get_space(space, **dict(space_options or {})) if isinstance(space, str) else space
+        space_obj = build_space(space, space_options, data_dir=data_dir) if isinstance(space, str) else space
     if isinstance(evaluator, str):
         options = dict(evaluator_options or {})
         if evaluator.startswith("train:") and space_obj is not None and "space" not in options:
@@ -260,6 +262,8 @@ def resolve_evaluator(
         raise ConfigError("evaluator_options apply to an evaluator spec string, not to an Evaluator object")
     if space_obj is None:
         return evaluator, evaluator.space
+    if getattr(space_obj, "table_defined", False) and space_obj.scores_with(evaluator.space):
+        return evaluator.on_space(space_obj), space_obj  # the table's part of the evaluator's space
     if (space_obj.name, space_obj.options()) != (evaluator.space.name, evaluator.space.options()):
         raise ConfigError(
             f"the evaluator scores {evaluator.space!r} architectures, not {space_obj!r}: "

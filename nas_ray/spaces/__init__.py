@@ -38,6 +38,9 @@ SPACES: Registry[SearchSpace] = Registry(
         "nasbench201": "nas_ray.spaces.nasbench201:NasBench201",
         "enas-macro": "nas_ray.spaces.enas:EnasMacro",
         "randwire": "nas_ray.spaces.randwire:RandWire",
+        # table-defined: the architectures a benchmark table scores
+        "enas6": "nas_ray.spaces.enas:Enas6",
+        "nasbench101-subset": "nas_ray.spaces.nasbench101:NasBench101Subset",
     },
 )
 

@@ -16,6 +16,7 @@ from nas_ray.errors import ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces import priors
 from nas_ray.spaces.base import INPUT, OUTPUT, NodeMasks, SearchSpace, ancestors_and_descendants, as_rng
+from nas_ray.spaces.table import TableDefinedSpace
 
 CONV3X3 = "conv3x3-bn-relu"
 CONV1X1 = "conv1x1-bn-relu"
@@ -211,3 +212,21 @@ class NasBench101(SearchSpace):
         reserve = 1 if op in self.ops else 0
         max_edges = min(n, max(remaining - reserve, 0))
         return NodeMasks(self._op_mask(*allowed), np.ones(n, bool), np.zeros(n, bool), 1, max_edges)
+
+
+class NasBench101Subset(TableDefinedSpace):
+    """The 292 cells of the NAS-Bench-101 sample table: ``nasbench101`` restricted to them.
+
+    The table is ``nb101/nb101_naslib_subset500.csv`` (500 specs, one training run each; specs that
+    prune to one cell are merged); validity is membership."""
+
+    name = "nasbench101-subset"
+    base = "nasbench101"
+
+    def members(self) -> list[Architecture]:
+        from nas_ray.evaluators.tables import load_nasbench101_subset
+
+        return load_nasbench101_subset(self.data_dir).archs
+
+    def benchmark(self, dataset: str | None = None) -> str:
+        return "table:nasbench101-subset"

@@ -16,10 +16,10 @@ step construction of its ``base`` space, and accepts only the architectures ``me
 
 ``sample`` draws uniformly from the members; ``mutate`` tries the base space's mutations and keeps
 the first that is a member (else a random other member); ``hash`` is the base space's, so a table
-keyed by the base space's hash serves this space unchanged. Construction (the design environment,
-GraphPNAS) and decisions (TPE) follow the base space and may build non-members: ``validate`` rejects
-them, and the searchers treat them as invalid proposals. The members are read on first use, never
-when the space is built.
+keyed by the base space's hash serves this space unchanged. ``from_decisions`` projects a decision
+vector (TPE's) onto the nearest member. Construction (the design environment, GraphPNAS) follows
+the base space and may build non-members: ``validate`` rejects them, and the searchers treat them as
+invalid proposals. The members are read on first use, never when the space is built.
 """
 
 from __future__ import annotations
@@ -50,10 +50,15 @@ class TableDefinedSpace(SearchSpace):
     mutation_tries: ClassVar[int] = 64
     table_defined: ClassVar[bool] = True
 
+    def __init__(self, *, data_dir: Any = None) -> None:
+        #: where ``members()`` may read its table (None: ``$NAS_RAY_DATA``); not an option of the
+        #: space (the same space wherever its table lies), so ``options()`` leaves it out
+        self.data_dir = None if data_dir is None else str(data_dir)
+
     @abc.abstractmethod
     def members(self) -> Iterable[Architecture]:
         """The architectures of the table (any order; isomorphic duplicates are merged). Called once,
-        on first use."""
+        on first use; ``self.data_dir`` says where the data folder is, if it was given."""
 
     # ------------------------------------------------------------------ the base space and the members
     @functools.cached_property
@@ -160,10 +165,30 @@ class TableDefinedSpace(SearchSpace):
     def decisions(self) -> list[tuple[str, tuple[Any, ...]]]:
         return self.base_space.decisions()
 
+    @functools.cached_property
+    def _decision_table(self) -> tuple[list[tuple[str, tuple[Any, ...]]], list[dict[Any, int]], np.ndarray, list[Architecture]]:
+        """The members' decision values as choice indices (members without a decision form left out)."""
+        base = self.base_space
+        decisions = base.decisions()
+        lookup = [{choice: k for k, choice in enumerate(choices)} for _, choices in decisions]
+        rows, archs = [], []
+        for arch in self._member_list:
+            values = base.to_decisions(arch)
+            if values is None:
+                continue
+            rows.append([lookup[d][values[name]] for d, (name, _) in enumerate(decisions)])
+            archs.append(arch)
+        return decisions, lookup, np.array(rows, dtype=np.int32).reshape(len(rows), len(decisions)), archs
+
     def from_decisions(self, values: Mapping[str, Any]) -> Architecture:
-        arch = self.base_space.from_decisions(values)
-        self.validate(arch)
-        return arch
+        """The member whose decision values differ from ``values`` in the fewest places (the first such
+        member on ties): a projection onto the table, so that a decision-based sampler such as TPE
+        searches the table rather than a space it almost never hits."""
+        decisions, lookup, table, archs = self._decision_table
+        if not archs:
+            raise InvalidArchitecture(f"{self.name}: no member has the decision form of {self.base_space.name}")
+        query = np.array([lookup[d].get(values[name], -1) for d, (name, _) in enumerate(decisions)], dtype=np.int32)
+        return archs[int(np.argmin((table != query).sum(1)))]
 
     def to_decisions(self, arch: Architecture) -> dict[str, Any] | None:
         return self.base_space.to_decisions(arch)
@@ -180,5 +205,23 @@ class TableDefinedSpace(SearchSpace):
     def triplet_thresholds(self) -> tuple[float, float]:
         return self.base_space.triplet_thresholds()
 
+    def graphpnas_preset(self, dataset: str | None = None) -> str | None:
+        return self.base_space.graphpnas_preset(dataset)  # explored uniformly: the space has no priors
 
-__all__ = ["TableDefinedSpace"]
+    def scores_with(self, space: SearchSpace) -> bool:
+        """Whether an evaluator of ``space`` scores this space's architectures (it is the base space)."""
+        base = self.base_space
+        return (space.name, space.options()) == (base.name, base.options())
+
+
+def build_space(name: str, options: Mapping[str, Any] | None = None, *, data_dir: Any = None) -> SearchSpace:
+    """``get_space(name, **options)``, handing ``data_dir`` to a table-defined space (it reads its table there)."""
+    from nas_ray.spaces import SPACES, get_space
+
+    options = dict(options or {})
+    if data_dir is not None and "data_dir" not in options and getattr(SPACES.get(name), "table_defined", False):
+        options["data_dir"] = data_dir
+    return get_space(name, **options)
+
+
+__all__ = ["TableDefinedSpace", "build_space"]
