@@ -60,11 +60,16 @@ class TabularEvaluator(Evaluator):
         self.key = key
         #: what 100 % is in the reward's units (percentages: 100; ENAS-6's weight-sharing fractions: 1)
         self.metric_scale = 100.0 if metric_scale is None else float(metric_scale)
+        #: the column ``nas-ray bench`` reports for the best-reward architecture (a held-out accuracy;
+        #: None: the first reported column, else the reward)
+        self.benchmark_column: str | None = None
 
     def with_report(self, *columns: str) -> TabularEvaluator:
         """The same evaluator reporting ``columns`` too (e.g. a cost column for multi-objective search)."""
-        return TabularEvaluator(self.table, self.reward, (*self.report, *columns), mode=self.mode, dataset=self.dataset,
-                                key=self.key, metric_scale=self.metric_scale)
+        other = TabularEvaluator(self.table, self.reward, (*self.report, *columns), mode=self.mode, dataset=self.dataset,
+                                 key=self.key, metric_scale=self.metric_scale)
+        other.space, other.benchmark_column = self.space, self.benchmark_column  # a table space it scores stays its space
+        return other
 
     # ------------------------------------------------------------------ your own table
     @classmethod
@@ -146,7 +151,9 @@ class TabularEvaluator(Evaluator):
     @classmethod
     def nasbench101_subset(cls, *, data_dir: str | os.PathLike[str] | None = None) -> TabularEvaluator:
         """NASLib's 500-spec NB101 sample (one training run each; for tests, not search claims)."""
-        return cls(load_nasbench101_subset(data_dir), "val_acc_108ep_1seed", ("params_M", "flops_M"), dataset="cifar10")
+        ev = cls(load_nasbench101_subset(data_dir), "val_acc_108ep_1seed", ("params_M", "flops_M"), dataset="cifar10")
+        ev.benchmark_column = ev.reward  # one training run, no held-out column: a benchmark reports the reward
+        return ev
 
     @classmethod
     def nasbench101(

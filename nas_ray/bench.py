@@ -165,7 +165,7 @@ def run_bench(
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
     if evaluator is not None:  # the evaluator names the space (and, for a table, its dataset)
         space, dataset = ev.space.name, getattr(ev, "dataset", None)
-    reported = ev.report[0] if getattr(ev, "report", ()) else ev.metric
+    reported = getattr(ev, "benchmark_column", None) or (ev.report[0] if getattr(ev, "report", ()) else ev.metric)
     multi = None
     if cost is not None or pareto:
         table = getattr(ev, "table", None)
