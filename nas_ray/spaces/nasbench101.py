@@ -200,6 +200,21 @@ class NasBench101(SearchSpace):
         return padded, new_ops
 
     # ------------------------------------------------------------------ construction masks
+    def to_decisions(self, arch: Architecture) -> dict[str, Any] | None:
+        """The decision values (7-node ops and edges) of ``arch``. A pruned cell of fewer nodes is
+        padded with unconnected nodes before the output, which pruning removes again, so every cell
+        has a decision form and ``from_decisions`` of it gives the same cell."""
+        n, size = arch.num_nodes, int(self.max_nodes)
+        if n > size:
+            return None
+        if n < size:
+            ops = [*arch.ops[:-1], *[self.ops[0]] * (size - n), arch.ops[-1]]
+            matrix = np.zeros((size, size), dtype=np.int8)
+            matrix[: n - 1, : n - 1] = arch.matrix[: n - 1, : n - 1]
+            matrix[: n - 1, size - 1] = arch.matrix[: n - 1, n - 1]
+            arch = Architecture(ops, matrix)
+        return super().to_decisions(arch)
+
     def next_node_masks(self, ops: Sequence[str], matrix: np.ndarray, op: str | None = None) -> NodeMasks:
         n = len(ops)
         if n == 0:

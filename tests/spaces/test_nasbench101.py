@@ -160,3 +160,16 @@ def test_masks_build_valid_cells() -> None:
             ops.append(op)
             m = grown
         assert SPACE.is_valid(Architecture(ops, m)), (ops, m)
+
+
+def test_every_cell_has_a_decision_form() -> None:
+    # a pruned cell of fewer than 7 nodes is padded with nodes that pruning removes again
+    space = get_space("nasbench101")
+    rng = np.random.default_rng(0)
+    small = 0
+    for _ in range(200):
+        cell = space.canonicalize(space.sample(rng))
+        small += cell.num_nodes < 7
+        values = space.to_decisions(cell)
+        assert values is not None and space.hash(space.from_decisions(values)) == space.hash(cell)
+    assert small > 20  # the sampler's pruned cells were among them
