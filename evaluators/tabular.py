@@ -19,6 +19,9 @@ from nas_ray.evaluators.tables import (
 )
 from nas_ray.graph import Architecture
 
+#: built-in tables that cover part of their space -> the table-defined space of what they cover
+COVERED_BY_SPACE = {"enas6": "enas6", "nasbench101-subset": "nasbench101-subset"}
+
 # NB201 search protocol: the searcher sees the reward column, the reported number
 # is the 200-epoch test accuracy (mean over seeds).
 NB201_DATASETS = {
@@ -181,11 +184,14 @@ class TabularEvaluator(Evaluator):
             names = ", ".join(f"{n}[:dataset]" if _takes_dataset(m) else n for n, m in makers.items())
             raise UnknownName(f"unknown benchmark table {benchmark!r}; tables: {names}")
         maker = makers[benchmark]
-        if not dataset:
-            return maker(**kwargs)
-        if not _takes_dataset(maker):
+        if dataset and not _takes_dataset(maker):
             raise UnknownName(f"benchmark {benchmark!r} takes no dataset, got {spec!r}")
-        return maker(dataset, **kwargs)
+        ev = maker(dataset, **kwargs) if dataset else maker(**kwargs)
+        if benchmark in COVERED_BY_SPACE:  # a table that covers part of its space scores that part, a space of its own
+            from nas_ray.spaces import get_space
+
+            ev = ev.on_space(get_space(COVERED_BY_SPACE[benchmark], data_dir=kwargs.get("data_dir")))
+        return ev
 
     # ------------------------------------------------------------------ evaluation
     def lookup(self, arch_hash: str) -> dict[str, float]:
