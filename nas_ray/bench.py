@@ -263,7 +263,8 @@ def print_bench(report: Mapping[str, Any]) -> None:
         print(where + f": {data['reported']} of the best-{data['reward']} architecture after {data['budget']} queries")
     gap = multi.get("table_hypervolume") if multi else None
     print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}" + (f"{'gap to the table front':>24}" if gap else ""))
-    number = "{:>9.5g}{:>8.3g}" if multi else "{:>9.2f}{:>8.2f}"
+    fractions = all(abs(v["mean"]) <= 1.0 for v in data["summary"].values())  # e.g. ENAS-6's accuracies
+    number = "{:>9.5g}{:>8.3g}" if multi else ("{:>9.4f}{:>8.4f}" if fractions else "{:>9.2f}{:>8.2f}")
     for name, s in data["summary"].items():
         if name == next((n for n in data["summary"] if n in REFERENCE_ROWS), None):
             print("reference: Ray Tune's own algorithms over the space's decisions, without nas-ray")
