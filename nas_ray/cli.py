@@ -407,8 +407,10 @@ def cmd_train_predictor(args: argparse.Namespace) -> int:
     evaluator = get_evaluator(args.evaluator, data_dir=args.data_dir)
     if getattr(evaluator, "table", None) is None:
         raise UsageError(f"train-predictor: --evaluator must be a benchmark table (table:...), got {args.evaluator}")
-    if args.space and args.space != evaluator.space.name:
-        raise UsageError(f"train-predictor: --space {args.space} differs from the evaluator's space {evaluator.space.name}")
+    # a table-defined space's table trains a predictor of its base space (table_experiment)
+    space_name = evaluator.space.base_space.name if getattr(evaluator.space, "table_defined", False) else evaluator.space.name
+    if args.space and args.space != space_name:
+        raise UsageError(f"train-predictor: --space {args.space} differs from the evaluator's space {space_name}")
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UsageError(f"train-predictor: {out} exists; pass --overwrite or choose another --out")

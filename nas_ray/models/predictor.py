@@ -399,8 +399,15 @@ def table_experiment(
     set and a validation set (best-epoch selection); with ``test_sizes`` the test set is every cell of
     those node counts and the other cells are cut 90/10 into pool and validation. ``train_size``
     takes the first N of the pool (default: all of it). Returns the result (``info`` holds the split
-    and the test metrics) and the test metrics ``{"rmse", "kendall_tau", "pearson", "n"}``.
+    and the test metrics) and the test metrics ``{"rmse", "kendall_tau", "pearson", "n"}``. An
+    evaluator of a table-defined space trains a predictor of its base space (the table's cells are
+    that space's).
     """
+    if getattr(evaluator.space, "table_defined", False):
+        import copy
+
+        evaluator = copy.copy(evaluator)
+        evaluator.space = evaluator.space.base_space
     archs, y = table_data(evaluator)
     rng = np.random.default_rng(seed)
     if test_sizes is None:
