@@ -84,10 +84,9 @@ def _run_one(job: tuple[Any, ...]) -> dict[str, Any]:
 
         torch.set_num_threads(threads)
     from nas_ray.search.loop import run_local, searcher_supports_pareto, with_objective
+    from nas_ray.search.config import split_label
     from nas_ray.search.results import reported_of_best
     from nas_ray.searchers import get_searcher
-
-    from nas_ray.search.config import split_label
 
     base, driver = split_label(name)
     ev = _evaluator_for(space, dataset, evaluator, data_dir)
@@ -265,8 +264,9 @@ def print_bench(report: Mapping[str, Any]) -> None:
     print(f"{'searcher':<14}{'mean':>9}{'std':>8}{'n':>5}{'searcher s':>12}" + (f"{'gap to the table front':>24}" if gap else ""))
     fractions = all(abs(v["mean"]) <= 1.0 for v in data["summary"].values())  # e.g. ENAS-6's accuracies
     number = "{:>9.5g}{:>8.3g}" if multi else ("{:>9.4f}{:>8.4f}" if fractions else "{:>9.2f}{:>8.2f}")
+    first_reference = next((n for n in data["summary"] if n in REFERENCE_ROWS), None)
     for name, s in data["summary"].items():
-        if name == next((n for n in data["summary"] if n in REFERENCE_ROWS), None):
+        if name == first_reference:
             print("reference: Ray Tune's own algorithms over the space's decisions, without nas-ray")
         print(f"{name:<14}" + number.format(s["mean"], s["std"]) + f"{s['n']:>5}{data['timing'][name]['searcher_s']:>12.2f}"
               + (f"{gap - s['mean']:>24.4g}" if gap else ""))

@@ -29,18 +29,25 @@ def shown_from_examples(context: str) -> bool:
 
 
 def test_there_are_pages() -> None:
+    assert len(RUNNABLE) >= 6  # the pages with code of their own
     names = {p.name for p in PAGES}
     for page in ("search.md", "spaces.md", "evaluators.md", "searchers.md", "baselines.md", "graphpnas.md",
                  "graph-vaes.md", "nasgem.md", "cluster.md", "benchmarks.md"):
         assert page in names
 
 
+def own_python_blocks(page: Path) -> list[str]:
+    """The page's Python blocks that are its own (not shown from examples/)."""
+    return [b for b, context in blocks(page, "python") if not shown_from_examples(context)]
+
+
+RUNNABLE = [p for p in PAGES if own_python_blocks(p)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("page", PAGES, ids=IDS)
+@pytest.mark.parametrize("page", RUNNABLE, ids=[os.fspath(p.relative_to(ROOT)) for p in RUNNABLE])
 def test_python_blocks_run(page: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = [b for b, context in blocks(page, "python") if not shown_from_examples(context)]
-    if not code:
-        pytest.skip(f"{page.name} has no Python block of its own")
+    code = own_python_blocks(page)
     monkeypatch.chdir(tmp_path)  # blocks write results/ where they run
     monkeypatch.setenv("NAS_RAY_DATA", os.fspath(data_dir))
     namespace: dict = {"__name__": f"docs_{page.stem}"}

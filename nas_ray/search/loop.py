@@ -14,9 +14,9 @@ from typing import Any
 from nas_ray.errors import ConfigError, UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.graph import Architecture
-from nas_ray.search.config import BACKENDS, SCHEDULERS, SearchConfig
+from nas_ray.search.config import BACKENDS, SearchConfig  # BACKENDS: re-exported by nas_ray.search
 from nas_ray.search.results import SearchResult, make_row, summarize
-from nas_ray.spaces import SearchSpace, get_space
+from nas_ray.spaces import SearchSpace
 
 RowCallback = Callable[[dict[str, Any]], None]
 
@@ -247,7 +247,6 @@ def resolve_evaluator(
     """The evaluator (a spec string is built with ``evaluator_options``) and the space searched, which
     must be the evaluator's: a training evaluator named by a spec builds the networks of ``space``."""
     from nas_ray.evaluators.specs import get_evaluator
-
     from nas_ray.spaces.table import build_space
 
     space_obj = None
