@@ -16,6 +16,7 @@ from ray.tune.search import Searcher
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace, get_space
 from nas_ray.errors import ConfigError, ConfigTypeError
+from nas_ray.searchers.updates import ModelUpdate, check_mode, resolve_mode
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,11 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
     - pending-trial bookkeeping, failed trials (``error=True``, a missing or non-finite metric) kept
       apart from the history and never counted as successes; unknown trial ids ignored;
     - ``save`` / ``restore`` of the whole state (RNG, history, pending trials, models);
-    - metric and mode from the constructor or from Tune's ``set_search_properties``.
+    - metric and mode from the constructor or from Tune's ``set_search_properties``;
+    - model updates off the driver: a searcher with an expensive update hands it to
+      ``_start_update`` and installs its value in ``_install_update``; ``updates`` says where it runs
+      (``"auto"``: a Ray task when Ray is initialized, as under Tune, else inline; ``"sync"``: always
+      inline, exactly reproducible; ``"ray"``; ``"thread"``; see ``nas_ray.searchers.updates``).
 
     >>> from nas_ray.searchers import get_searcher
     >>> s = get_searcher("random", "nasbench201", seed=0)
@@ -69,6 +74,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         mode: str | None = "max",
         seed: int | None = 0,
         max_retries: int = 20,
+        updates: str = "auto",
     ) -> None:
         if mode not in (None, "max", "min"):
             raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -85,6 +91,8 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         self.history: list[tuple[Architecture, str, float]] = []  # completed: (arch, hash, metric as reported)
         self.failed: list[str] = []  # hashes of failed evaluations
         self.exhausted = False
+        self.updates = check_mode(updates)
+        self._update: ModelUpdate | None = None  # the background model update running now (not state)
         #: seconds each recent ``suggest`` took (drained by the search's metrics; not part of the state)
         self.suggest_latencies: deque[float] = deque(maxlen=1000)
 
@@ -104,6 +112,45 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
 
     def _accepted(self, arch: Architecture, arch_hash: str) -> None:
         """``_propose``'s architecture is new and becomes a trial."""
+
+    def _install_update(self, value: Any, seconds: float, tag: Any) -> None:
+        """A model update started by ``_start_update`` has returned ``value`` (it took ``seconds``)."""
+        raise NotImplementedError(f"{type(self).__name__} starts model updates but does not install them")
+
+    def _state_while_updating(self, state: dict[str, Any]) -> None:
+        """``get_state`` during a background update (whose result the state cannot hold): mark in
+        ``state`` what the restored searcher must update again."""
+
+    # ------------------------------------------------------------------ model updates
+    def _start_update(self, fn: Any, *args: Any, tag: Any = None) -> None:
+        """Run the model update ``fn(*args)`` (a module-level function of picklable arguments that
+        returns the new model) where ``updates`` says; inline, its value is installed before this
+        returns. One update runs at a time: a searcher starts one only when ``updating`` is False."""
+        if self._update is not None:
+            raise RuntimeError(f"{type(self).__name__}: a model update is already running")
+        update = ModelUpdate(resolve_mode(self.updates), fn, args, tag=tag)
+        if update.mode == "sync":
+            self._finish(update)
+        else:
+            self._update = update
+
+    @property
+    def updating(self) -> bool:
+        """Whether a background model update is running."""
+        return getattr(self, "_update", None) is not None
+
+    def _poll_update(self, wait: bool = False) -> bool:
+        """Install the background update's value if it is ready (or, with ``wait``, once it is)."""
+        update = getattr(self, "_update", None)
+        if update is None or not (wait or update.done()):
+            return False
+        self._update = None
+        self._finish(update)
+        return True
+
+    def _finish(self, update: ModelUpdate) -> None:
+        value, seconds = update.result()
+        self._install_update(value, seconds, update.tag)
 
     # ------------------------------------------------------------------ Tune API
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -125,6 +172,7 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
             self.suggest_latencies.append(time.perf_counter() - started)
 
     def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        self._poll_update()
         arch, arch_hash = self._next_unique()
         if arch is None:
             if arch_hash == _WAIT:
@@ -189,7 +237,9 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:
         """Everything that determines future proposals (restored exactly by ``set_state``)."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("space", "suggest_latencies")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("space", "suggest_latencies", "_update")}
+        if self.updating:
+            self._state_while_updating(state)
         state["__version__"] = _STATE_VERSION
         state["space"] = (self.space.name, self.space.options())
         return state
@@ -202,8 +252,18 @@ class ArchitectureSearcher(Searcher, metaclass=abc.ABCMeta):
         if (name, options) != (self.space.name, self.space.options()):
             self.space = get_space(name, **options)
         self.__dict__.update(state)
+        self._update = None  # a background update of the replaced state is dropped
         if not hasattr(self, "suggest_latencies"):
             self.suggest_latencies = deque(maxlen=1000)
+        if not hasattr(self, "updates"):
+            self.updates = "auto"
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles the searcher into tuner.pkl
+        return {k: v for k, v in self.__dict__.items() if k != "_update"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._update = None
 
     def save(self, checkpoint_path: str) -> None:
         # A pickle of our own state, read back only by ``restore`` from the run directory that this

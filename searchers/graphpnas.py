@@ -4,10 +4,10 @@ step, on the best architectures evaluated so far."""
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from typing import Any
 
+import numpy as np
 import torch
 
 from nas_ray.construction import Builder
@@ -28,6 +28,7 @@ from nas_ray.models.learning import (
     trajectory_of,
 )
 from nas_ray.searchers.base import ArchitectureSearcher
+from nas_ray.searchers.updates import resolve_mode
 from nas_ray.spaces import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,12 @@ class GraphPNASSearcher(ArchitectureSearcher):
     ``preset`` picks the settings (``nas_ray.models.learning.PRESETS``; by default the space's: the
     official code's NB201 CIFAR-10 and NB101 settings, the paper's RandWire and ENAS settings);
     keyword options override single settings, e.g. ``epochs=10``, ``hidden=64``, ``epsilon_steps=20``,
-    ``keep_top=10``, ``objective="standardized"``. The refit runs inside ``suggest`` (seconds on a
-    CPU: the NB201 preset takes 560 small gradient steps), so a Tune run waits for it; under a
-    ``ConcurrencyLimiter`` the proposals of the next step come from the refit generator.
+    ``keep_top=10``, ``objective="standardized"``. The refit takes seconds on a CPU (the NB201 preset:
+    560 small gradient steps). Under Tune (``updates="auto"`` with Ray up) it runs in a Ray task
+    beside the driver: the step's proposals come from the latest fitted generator (from the explorer
+    before the first fit lands) and the rest of the step from the new one once it is installed;
+    results that arrive meanwhile enter the next fit. With ``updates="sync"`` (the local backend)
+    the refit runs inside ``suggest`` and a seeded run reproduces exactly.
     ``threads`` is the number of torch threads for sampling and fitting (default 1: the tensors are
     small, and trials running beside the searcher keep the other cores busy; None leaves torch's
     setting).
@@ -77,7 +81,7 @@ class GraphPNASSearcher(ArchitectureSearcher):
         return {} if preset is None else {"preset": preset}
 
     def __init__(self, space: SearchSpace | str, *, preset: str | None = None, threads: int | None = 1, **options: Any) -> None:
-        base_keys = ("metric", "mode", "seed", "max_retries")
+        base_keys = ("metric", "mode", "seed", "max_retries", "updates")
         base = {k: options.pop(k) for k in base_keys if k in options}
         super().__init__(space, **base)
         self.preset = preset
@@ -107,10 +111,13 @@ class GraphPNASSearcher(ArchitectureSearcher):
         taken: set[str] = set()
         source = "explorer"
         if not from_explorer:
-            if self.stale or self.generator is None:
+            if (self.stale or self.generator is None) and not self.updating:
                 self._refit()  # lazily: explorer steps never need the generator
-            archs = self._generate(B, taken)
-            source = "generator" if len(archs) == B else "generator+explorer"
+            if self.generator is not None:  # in the background, the latest generator serves while the next one fits
+                archs = self._generate(B, taken)
+                source = "generator" if len(archs) == B else "generator+explorer"
+            else:
+                source = "explorer (first generator fitting)"
         fill = explorer_fill(self.explorer, self.space, B - len(archs), self.rng, lambda h: h in self.proposed or h in taken)
         archs += [arch for arch, _, _ in fill]
         record = {"step": self.step, "epsilon": eps, "source": source, "proposed": len(archs)}
@@ -157,21 +164,41 @@ class GraphPNASSearcher(ArchitectureSearcher):
             self.stale = True
 
     def _refit(self) -> None:
-        """Fit the generator on the buffer's best (the step's training set)."""
+        """Fit the generator on the buffer's best (the step's training set): inline or in the
+        background, as ``updates`` says (the training set is taken now)."""
         cfg = self.config
         self.stale = False
-        start = time.perf_counter()
         entries, adv, self.ewma_baseline = training_set(cfg, self.buffer, self.step, self.ewma_baseline)
-        if self.generator is None or cfg.reset:
-            self.generator = GraphPNASGenerator.for_space(self.space, cfg.generator, seed=int(self.rng.integers(2**31)))
-        with _threads(self.threads):
-            stats = fit_generator(self.generator, [trajectory_of(self.builder, e) for e in entries], adv, cfg, self.rng)
-        self.log.append({"step": self.step, "train_size": len(entries), **stats, "fit_s": time.perf_counter() - start})
+        generator = self.generator
+        if generator is None or cfg.reset:
+            generator = GraphPNASGenerator.for_space(self.space, cfg.generator, seed=int(self.rng.integers(2**31)))
+        trajectories = [trajectory_of(self.builder, e) for e in entries]
+        # inline, the fit draws from the searcher's own RNG (seeded runs reproduce exactly); in the
+        # background, from a child RNG seeded now
+        rng = self.rng if resolve_mode(self.updates) == "sync" else np.random.default_rng(int(self.rng.integers(2**63)))
+        self._start_update(_fit_step, generator, trajectories, adv, cfg, rng, self.threads,
+                           tag={"step": self.step, "train_size": len(entries)})
+
+    def _install_update(self, value: Any, seconds: float, tag: Any) -> None:
+        self.generator, stats = value
+        self.log.append({**tag, **stats, "fit_s": seconds, "installed_at_step": self.step, "where": resolve_mode(self.updates)})
         logger.debug("graphpnas step %d: %s", self.step, self.log[-1])
+        self.queue.clear()  # proposals drawn from the previous generator give way to the new one's
+
+    def _state_while_updating(self, state: dict[str, Any]) -> None:
+        state["stale"] = True  # the restored searcher fits again
 
     def generator_state(self) -> dict[str, torch.Tensor] | None:
         """The current generator's weights (a ``state_dict``), or None before the first refit."""
         return None if self.generator is None else self.generator.state_dict()
+
+
+def _fit_step(generator: GraphPNASGenerator, trajectories: list[Any], adv: Any, cfg: GraphPNASConfig,
+              rng: np.random.Generator, threads: int | None) -> tuple[GraphPNASGenerator, dict[str, Any]]:
+    """One search step's generator fit (a model update: see ``nas_ray.searchers.updates``)."""
+    with _threads(threads):
+        stats = fit_generator(generator, trajectories, adv, cfg, rng)
+    return generator, stats
 
 
 class _threads:

@@ -48,6 +48,7 @@ from nas_ray.models.vae_training import (MODELS, PretrainConfig, encode_archs, e
                                          space_graphs)
 from nas_ray.searchers.base import ArchitectureSearcher
 from nas_ray.searchers.graphpnas import _threads
+from nas_ray.searchers.updates import resolve_mode
 from nas_ray.spaces import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ AUTO_MODEL_OPTIONS: dict[str, dict[str, int]] = {
     "svge": {"node_dim": 64, "latent_dim": 16},
     "svge-triplet": {"node_dim": 64, "latent_dim": 16},
 }
-_EXCLUDED_STATE = ("model", "codec", "_gp", "_pool", "_pool_z", "_pool_index")
+_EXCLUDED_STATE = ("model", "codec", "_pool", "_pool_z", "_pool_index")
 
 
 class LatentBOSearcher(ArchitectureSearcher):
@@ -203,7 +204,6 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.box = (lat["min"].numpy().astype(np.float64), lat["max"].numpy().astype(np.float64))
         self.latent_mean = lat["mean"].numpy().astype(np.float64)
         self.latent_std = lat["std"].numpy().astype(np.float64)
-        self._gp = None
         self._pool: list[Architecture] | None = None  # acquisition="pool": built at the first BO round
         self._pool_z: np.ndarray | None = None
         self._pool_index: dict[str, int] = {}
@@ -255,11 +255,14 @@ class LatentBOSearcher(ArchitectureSearcher):
     # ------------------------------------------------------------------ proposals
     def _propose(self) -> Architecture | None:
         self._ensure_model()
+        background = resolve_mode(self.updates) != "sync"
         with _threads(self.threads):
-            if not self.queue:
-                if not self.initial_done:
-                    self._initial_design()
-                elif len(self.obs_y) >= 2:
+            if not self.initial_done and not self.queue:
+                self._initial_design()
+            elif self.initial_done and len(self.obs_y) >= 2 and not self.updating:
+                # inline, a round when the queue is empty; in the background, the next round starts
+                # when half a batch is left, so it is ready before the queue runs dry
+                if len(self.queue) <= (self.batch_size // 2 if background else 0):
                     self._bo_round()
             if self.queue:
                 arch, z = self.queue.pop(0)
@@ -267,11 +270,14 @@ class LatentBOSearcher(ArchitectureSearcher):
                 return arch
             if self.live and len(self.obs_y) < 2:
                 return None  # wait for the first results
+            self._last_z = None
+            if background:  # the round is still running (or found nothing new): one uniform sample
+                self.fallbacks += 1
+                return self.space.sample(self.rng)
             # no GP yet, or a round whose points all decoded to invalid or known graphs: a batch of
             # uniform samples of the space (encoded when accepted), so the next round has new data
             self.fallbacks += self.batch_size
             self.queue.extend((self.space.sample(self.rng), None) for _ in range(self.batch_size - 1))
-            self._last_z = None
             return self.space.sample(self.rng)
 
     def _accepted(self, arch: Architecture, arch_hash: str) -> None:
@@ -298,23 +304,16 @@ class LatentBOSearcher(ArchitectureSearcher):
             archs = [pool[i] for i in idx]
         self.queue.extend((a, None) for a in archs)
 
-    def _fit_gp(self, seed: int):  # noqa: ANN202 - a SparseGP, imported lazily
-        from nas_ray.models.sgp import SparseGP
-
+    def _gp_inputs(self, seed: int) -> dict[str, Any]:
+        """What a round's GP is fit to: the evaluated latent points (invalid decodes at the worst
+        score), and the running and queued proposals, believed at their predicted means."""
         worst = min(self.obs_y) if self.obs_y else 0.0
-        x = np.array(self.obs_z + self.invalid_z, dtype=np.float64)
-        y = -np.array(self.obs_y + [worst] * len(self.invalid_z))  # the GP minimises
-        if self.target == "copula":  # ranks -> normal quantiles: a few broken cells (10 % accuracy) no longer set the scale
-            from scipy.stats import norm, rankdata
-
-            y = norm.ppf((rankdata(y) - 0.5) / len(y))
-        lr = {} if self.gp_lr is None else {"lr": float(self.gp_lr)}
-        gp = SparseGP(num_inducing=self.num_inducing, epochs=self.gp_epochs, seed=seed, **lr).fit(x, y)
         pending = [self.z_of[h] for _, h in self.live.values() if h in self.z_of]
-        if pending:  # asynchronous batches: running trials count as their predicted mean (kriging believer)
-            zp = np.array(pending)
-            gp = gp.with_points(zp, gp.predict(zp)[0], standardized=True)
-        return gp
+        pending += [z for _, z in self.queue if z is not None]
+        return {"x": np.array(self.obs_z + self.invalid_z, dtype=np.float64),
+                "y": np.array(self.obs_y + [worst] * len(self.invalid_z)), "pending": np.array(pending, dtype=np.float64),
+                "target": self.target, "num_inducing": self.num_inducing, "epochs": self.gp_epochs, "lr": self.gp_lr,
+                "seed": seed}
 
     def _ensure_pool(self) -> None:
         """The candidate architectures and their latent means: every cell of a space small enough to
@@ -326,38 +325,45 @@ class LatentBOSearcher(ArchitectureSearcher):
         self._pool_z = encode_archs(self.model, self.codec, self._pool).numpy().astype(np.float64)
 
     def _bo_round(self) -> None:
-        if self.acquisition == "pool":
-            self._pool_round()
-        else:
-            self._decode_round()
-
-    def _pool_round(self) -> None:
-        """EI over the latent means of the pool's architectures not yet proposed (no decoding)."""
-        from nas_ray.models.sgp import select_from_pool
-
+        """Start a BO round (inline or in the background, as ``updates`` says); its batch joins the
+        queue when ``_install_update`` gets it."""
         self.rounds += 1
-        self._ensure_pool()
-        seed = int(self.rng.integers(2**31))
-        gp = self._fit_gp(seed)
-        n_local = min(self.batch_size, int(round(self.batch_size * self.local_fraction)))
-        near = self._neighbourhood() if n_local and self.obs_y else []  # may add mutants to the pool
+        if self.acquisition == "pool":
+            self._ensure_pool()
+            seed = int(self.rng.integers(2**31))
+            inputs = self._gp_inputs(seed)
+            n_local = min(self.batch_size, int(round(self.batch_size * self.local_fraction)))
+            near = self._neighbourhood() if n_local and self.obs_y else []  # may add mutants to the pool
+            queued = {self.space.hash(a) for a, _ in self.queue}
+            taken = {self._pool_index[h] for h in self.proposed.keys() | queued if h in self._pool_index}
+            available = np.ones(len(self._pool), dtype=bool)
+            available[list(taken)] = False
+            self._start_update(_pool_round, inputs, self._pool_z, np.asarray(near, dtype=np.int64), available, n_local,
+                               self.batch_size, self.threads, tag="pool")
+        else:
+            seed = int(self.rng.integers(2**31))
+            select = {"lower": self.box[0], "upper": self.box[1], "batch_size": self.batch_size, "grid_size": self.grid_size,
+                      "grid": self.grid, "mean": self.latent_mean, "std": self.latent_std, "lbfgs_maxiter": self.lbfgs_maxiter}
+            self._start_update(_decode_round, self._gp_inputs(seed), select, self.model, self.decodes,
+                               self.decode_choice == "first-valid", self.threads, tag="decode")
+
+    def _install_update(self, value: Any, seconds: float, tag: Any) -> None:
         queued = {self.space.hash(a) for a, _ in self.queue}
-        taken = {self._pool_index[h] for h in self.proposed.keys() | queued if h in self._pool_index}
-        available = np.ones(len(self._pool), dtype=bool)
-        available[list(taken)] = False
-        picked: list[int] = []
-        if near:
-            mask = np.zeros(len(self._pool), dtype=bool)
-            mask[near] = available[near]
-            picked = select_from_pool(gp, self._pool_z, n_local, available=mask)
-            if picked:  # the rest of the batch believes these at their predicted means
-                zp = self._pool_z[picked]
-                gp = gp.with_points(zp, gp.predict(zp)[0], standardized=True)
-                available[picked] = False
-        if len(picked) < self.batch_size:
-            picked += select_from_pool(gp, self._pool_z, self.batch_size - len(picked), available=available)
-        for i in picked:
-            self.queue.append((self._pool[i], self._pool_z[i]))
+        if tag == "pool":
+            for i in value:
+                h = self.space.hash(self._pool[i])
+                if h not in self.proposed and h not in queued:  # proposed meanwhile: skipped
+                    queued.add(h)
+                    self.queue.append((self._pool[i], self._pool_z[i]))
+            return
+        points, decoded = value
+        for k, point in enumerate(points):
+            arch = self._choose(decoded[k], queued)
+            if arch is None:
+                self.invalid_z.append(point)
+                continue
+            queued.add(self.space.hash(arch))
+            self.queue.append((arch, point))
 
     def _neighbourhood(self) -> list[int]:
         """Pool indices of random one- and two-step mutations of the ``local_top`` best observed
@@ -379,34 +385,6 @@ class LatentBOSearcher(ArchitectureSearcher):
                 self.pool_extra.append(a)  # in the saved state, so a restored pool is the same
             self._pool_z = np.concatenate([self._pool_z, z])
         return [self._pool_index[h] for h in found]
-
-    def _decode_round(self) -> None:
-        """The published protocol: EI over the continuous latent box, each chosen point decoded."""
-        from nas_ray.models.sgp import select_batch
-
-        self.rounds += 1
-        seed = int(self.rng.integers(2**31))
-        gp = self._fit_gp(seed)
-        lower, upper = self.box
-        points = select_batch(gp, lower, upper, self.batch_size, grid_size=self.grid_size, grid=self.grid,
-                              mean=self.latent_mean, std=self.latent_std, seed=seed, lbfgs_maxiter=self.lbfgs_maxiter)
-        points = np.asarray(points, dtype=np.float64)
-        gen = torch.Generator().manual_seed(seed)
-        dev = next(self.model.parameters()).device
-        z = torch.as_tensor(points, dtype=torch.float32).to(dev)
-        if self.decode_choice == "first-valid":  # the published code's order-dependent choice needs every decode in order
-            flat = self.model.decode(z.repeat_interleave(self.decodes, dim=0), stochastic=True, generator=gen)
-            decoded = [[(t, a, 1) for t, a in flat[k * self.decodes:(k + 1) * self.decodes]] for k in range(len(points))]
-        else:
-            decoded = self.model.decode_counts(z, self.decodes, generator=gen)
-        queued = {self.space.hash(a) for a, _ in self.queue}
-        for k, point in enumerate(points):
-            arch = self._choose(decoded[k], queued)
-            if arch is None:
-                self.invalid_z.append(point)
-                continue
-            queued.add(self.space.hash(arch))
-            self.queue.append((arch, point))
 
     def _choose(self, decodes: list[tuple[np.ndarray, np.ndarray, int]], queued: set[str]) -> Architecture | None:
         """The most frequent valid decode (or the first valid one) not proposed or queued yet."""
@@ -441,6 +419,66 @@ class LatentBOSearcher(ArchitectureSearcher):
         if path and (before != path or getattr(self, "model", None) is None):
             self.model_spec = path
             self._load(Path(path))
+
+
+def _fit_gp(x: np.ndarray, y: np.ndarray, pending: np.ndarray, target: str, num_inducing: int, epochs: int,
+            lr: float | None, seed: int):  # noqa: ANN202 - a SparseGP, imported lazily
+    """The round's sparse GP on (latent point, score), with pending points believed at its mean."""
+    from nas_ray.models.sgp import SparseGP
+
+    y = -y  # the GP minimises
+    if target == "copula":  # ranks -> normal quantiles: a few broken cells (10 % accuracy) no longer set the scale
+        from scipy.stats import norm, rankdata
+
+        y = norm.ppf((rankdata(y) - 0.5) / len(y))
+    gp = SparseGP(num_inducing=num_inducing, epochs=epochs, seed=seed, **({} if lr is None else {"lr": float(lr)})).fit(x, y)
+    if len(pending):  # asynchronous batches: running trials count as their predicted mean (kriging believer)
+        gp = gp.with_points(pending, gp.predict(pending)[0], standardized=True)
+    return gp
+
+
+def _pool_round(inputs: dict[str, Any], pool_z: np.ndarray, near: np.ndarray, available: np.ndarray, n_local: int,
+                batch_size: int, threads: int | None) -> list[int]:
+    """A pool round (a model update: see ``nas_ray.searchers.updates``): EI picks of pool indices,
+    ``n_local`` of them among the neighbourhood ``near`` of the best results."""
+    from nas_ray.models.sgp import select_from_pool
+
+    with _threads(threads):
+        gp = _fit_gp(**inputs)
+        picked: list[int] = []
+        if len(near):
+            mask = np.zeros(len(pool_z), dtype=bool)
+            mask[near] = available[near]
+            picked = select_from_pool(gp, pool_z, n_local, available=mask)
+            if picked:  # the rest of the batch believes these at their predicted means
+                zp = pool_z[picked]
+                gp = gp.with_points(zp, gp.predict(zp)[0], standardized=True)
+                available[picked] = False
+        if len(picked) < batch_size:
+            picked += select_from_pool(gp, pool_z, batch_size - len(picked), available=available)
+    return picked
+
+
+def _decode_round(inputs: dict[str, Any], select: dict[str, Any], model: Any, decodes: int, first_valid: bool,
+                  threads: int | None) -> tuple[np.ndarray, list[list[tuple[np.ndarray, np.ndarray, int]]]]:
+    """A decode round (a model update): EI over the latent box, then every picked point decoded
+    ``decodes`` times; returns the points and, per point, its decodes as (types, adjacency, count)."""
+    from nas_ray.models.sgp import select_batch
+
+    seed = inputs["seed"]
+    with _threads(threads):
+        gp = _fit_gp(**inputs)
+        lower, upper = select.pop("lower"), select.pop("upper")
+        points = np.asarray(select_batch(gp, lower, upper, seed=seed, **select), dtype=np.float64)
+        gen = torch.Generator().manual_seed(seed)
+        dev = next(model.parameters()).device
+        z = torch.as_tensor(points, dtype=torch.float32).to(dev)
+        if first_valid:  # the published code's order-dependent choice needs every decode in order
+            flat = model.decode(z.repeat_interleave(decodes, dim=0), stochastic=True, generator=gen)
+            decoded = [[(t, a, 1) for t, a in flat[k * decodes:(k + 1) * decodes]] for k in range(len(points))]
+        else:
+            decoded = model.decode_counts(z, decodes, generator=gen)
+    return points, decoded
 
 
 def _jsonable(config: PretrainConfig) -> dict[str, Any]:

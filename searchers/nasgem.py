@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -232,38 +231,54 @@ class NASGEMSearcher(ArchitectureSearcher):
             return self.space.sample(self.rng)
         self._ensure_encoder()
         with _threads(self.threads):
-            if self.predictor is None or self.new_results >= self.batch_size or (self.new_results and not self.live):
+            due = self.predictor is None or self.new_results >= self.batch_size or (self.new_results and not self.live)
+            if due and not self.updating:
                 self._refit()
+            if self.predictor is None:  # the first fit runs in the background: a uniform draw meanwhile
+                return self.space.sample(self.rng)
             return self._best_candidate()
 
     def _refit(self) -> None:
-        start = time.perf_counter()
+        """Fine-tune the predictor on every result, refresh part of the pool and predict it: inline
+        or in the background, as ``updates`` says (the data and the new pool cells are taken now)."""
         x = np.stack(self.obs_x)
         y = np.asarray(self.obs_y, dtype=np.float64)
         if self.x_mean is None:
-            self._refresh_pool(1.0)  # the first pool fixes the embedding standardisation
+            self._apply_pool(*self._pool_changes(1.0))  # the first pool fixes the embedding standardisation
+            self.x_mean = self.pool_x.mean(0)
+            self.x_std = np.where(self.pool_x.std(0) > 1e-6, self.pool_x.std(0), 1.0)
         mean, std = y.mean(0), y.std(0)
         std = np.where(std > 1e-12, std, 1.0)
-        self.y_stats = (mean, std)
         first = self.predictor is None
+        predictor, optimizer = self.predictor, self.optimizer
         if first:
             torch.manual_seed(int(self.rng.integers(2**31)))
-            self.predictor = ScorePredictor(x.shape[1], outputs=y.shape[1])
-            self.optimizer = None
-        self.optimizer = fit_scores(self.predictor, self._scaled(x), (y - mean) / std, steps=self.fit_steps if first else self.finetune_steps,
-                                    lr=self.lr, seed=int(self.rng.integers(2**31)), optimizer=self.optimizer)
-        if not first:
-            self._refresh_pool(self.refresh)
-        self.pool_pred = predict_scores(self.predictor, self._scaled(self.pool_x)) * std + mean
-        self.new_results = 0
+            predictor, optimizer = ScorePredictor(x.shape[1], outputs=y.shape[1]), None
+        fit = {"steps": self.fit_steps if first else self.finetune_steps, "lr": self.lr, "seed": int(self.rng.integers(2**31))}
+        replace, new = (np.zeros(0, dtype=np.int64), []) if first else self._pool_changes(self.refresh)
+        self.new_results = 0  # results from now on go to the next fit
+        self._start_update(_refit_predictor, (predictor, optimizer), self._scaled(x), (y - mean) / std, fit, self.encoder,
+                           self.features(new) if new else None, replace, self.pool_x, (self.x_mean, self.x_std), (mean, std),
+                           self.threads, tag={"replace": replace, "new": new, "y_stats": (mean, std), "observations": len(y)})
+
+    def _install_update(self, value: Any, seconds: float, tag: Any) -> None:
+        (self.predictor, self.optimizer), self.pool_x, self.pool_pred = value
+        for i, arch in zip(tag["replace"].tolist(), tag["new"]):
+            self.pool[i] = arch
+            self.pool_hash[i] = self.space.hash(arch)
+        self.y_stats = tag["y_stats"]
         self.fits += 1
-        self.log.append({"fit": self.fits, "observations": len(y), "fit_s": time.perf_counter() - start})
+        self.log.append({"fit": self.fits, "observations": tag["observations"], "fit_s": seconds})
+
+    def _state_while_updating(self, state: dict[str, Any]) -> None:
+        state["new_results"] = max(1, state["new_results"])  # the restored searcher fits again
 
     def _scaled(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.x_mean) / self.x_std).astype(np.float32)
+        return _scale(x, self.x_mean, self.x_std)
 
-    def _refresh_pool(self, fraction: float) -> None:
-        """Resample ``fraction`` of the pool (and every pool cell proposed since), embedding the new cells."""
+    def _pool_changes(self, fraction: float) -> tuple[np.ndarray, list[Architecture]]:
+        """Which pool rows to resample (``fraction`` of them, and every pool cell proposed since) and
+        their new cells; the first call makes the whole pool."""
         m = self.num_candidates
         if len(self.pool) != m:
             replace = np.arange(m)
@@ -273,15 +288,14 @@ class NASGEMSearcher(ArchitectureSearcher):
             stale = np.flatnonzero([h in self.proposed for h in self.pool_hash])
             fresh = self.rng.choice(m, size=int(round(fraction * m)), replace=False) if fraction < 1.0 else np.arange(m)
             replace = np.union1d(stale, fresh)
-        new = [self.space.sample(self.rng) for _ in replace]
+        return replace, [self.space.sample(self.rng) for _ in replace]
+
+    def _apply_pool(self, replace: np.ndarray, new: list[Architecture]) -> None:
         for i, arch in zip(replace.tolist(), new):
             self.pool[i] = arch
             self.pool_hash[i] = self.space.hash(arch)
         if len(new):
             self.pool_x[replace] = embed(self.encoder, self.features(new))
-        if self.x_mean is None:
-            self.x_mean = self.pool_x.mean(0)
-            self.x_std = np.where(self.pool_x.std(0) > 1e-6, self.pool_x.std(0), 1.0)
 
     def _best_candidate(self) -> Architecture | None:
         taken = np.fromiter((h in self.proposed for h in self.pool_hash), dtype=bool, count=len(self.pool_hash))
@@ -328,6 +342,26 @@ class NASGEMSearcher(ArchitectureSearcher):
         if path and (before != path or getattr(self, "encoder", None) is None):
             self.encoder_spec = path
             self._load(Path(path))
+
+
+def _scale(x: np.ndarray, x_mean: np.ndarray, x_std: np.ndarray) -> np.ndarray:
+    return ((x - x_mean) / x_std).astype(np.float32)
+
+
+def _refit_predictor(model: tuple[ScorePredictor, Any], x: np.ndarray, y: np.ndarray, fit: dict[str, Any], encoder: Any,
+                     new_features: np.ndarray | None, replace: np.ndarray, pool_x: np.ndarray,
+                     x_stats: tuple[np.ndarray, np.ndarray], y_stats: tuple[np.ndarray, np.ndarray],
+                     threads: int | None) -> tuple[tuple[ScorePredictor, Any], np.ndarray, np.ndarray]:
+    """NASGEM's model update (see ``nas_ray.searchers.updates``): fine-tune the predictor (with its
+    optimiser's moments) on standardised (x, y), embed the pool's new cells and predict the pool."""
+    predictor, optimizer = model
+    with _threads(threads):
+        optimizer = fit_scores(predictor, x, y, optimizer=optimizer, **fit)
+        if new_features is not None:
+            pool_x[replace] = embed(encoder, new_features)
+        mean, std = y_stats
+        pool_pred = predict_scores(predictor, _scale(pool_x, *x_stats)) * std + mean
+    return (predictor, optimizer), pool_x, pool_pred
 
 
 def _record(config: EncoderConfig) -> dict[str, Any]:

@@ -286,8 +286,13 @@ def run_local(
 ) -> None:
     """In-process loop: up to ``max_concurrent`` proposals are outstanding, evaluated oldest first
     (so a concurrency limit affects the searcher as it would on Tune). A trained network's final
-    weights go to ``weights_dir/<trial_id>.pt`` (``nas-ray export`` reads them)."""
+    weights go to ``weights_dir/<trial_id>.pt`` (``nas-ray export`` reads them). A searcher left at
+    ``updates="auto"`` fits its models inline here, even when Ray is up: a seeded local run
+    reproduces exactly."""
     from ray.tune.search import Searcher
+
+    if getattr(search_alg, "updates", None) == "auto":
+        search_alg.updates = "sync"
 
     queue: deque[tuple[str, dict[str, Any]]] = deque()
     proposed, finished = 0, False

@@ -183,3 +183,30 @@ def test_pretraining_waits_for_the_first_suggest_is_announced_and_bounded(tmp_pa
         off.suggest("0")
     with pytest.raises(ValueError, match="pretrain_budget_s must be a positive"):
         get_searcher("latent-bo", space, pretrain_budget_s=0, **tiny)
+
+
+def test_bo_rounds_run_beside_the_driver(checkpoint, monkeypatch) -> None:  # noqa: ANN001
+    """In the background the next round starts when half a batch is left; while it runs the queue
+    keeps serving, and a round still running when the queue is empty costs one uniform draw."""
+    import threading
+
+    import nas_ray.searchers.latent_bo as module
+
+    gate, real = threading.Event(), module._pool_round
+    monkeypatch.setattr(module, "_pool_round", lambda *a: (gate.wait(120), real(*a))[1])
+    s = get_searcher("latent-bo", "nasbench201", model=str(checkpoint), seed=0, updates="thread",
+                     **{**SMALL, "acquisition": "pool", "batch_size": 4})
+    for q in range(9):  # 6 initial, then the held first round: 3 uniform draws
+        config = s.suggest(str(q))
+        s.on_trial_complete(str(q), {"reward": score(Architecture.from_dict(config["arch"]))})
+    assert s.updating and s.rounds == 1 and s.fallbacks == 3 and not s.queue
+    gate.set()
+    s._poll_update(wait=True)
+    assert len(s.queue) == 4  # the round's batch
+    for q in range(9, 12):  # at 2 left (half a batch) the next round starts, and the queue still serves
+        s.suggest(str(q))
+    assert s.updating and s.rounds == 2 and len(s.queue) == 1
+    s._poll_update(wait=True)
+    assert len(s.queue) == 5 and s.fallbacks == 3
+    hashes = [s.space.hash(a) for a, _ in s.queue]
+    assert len(set(hashes)) == 5 and not set(hashes) & set(s.proposed)  # the second round believed the queued points
