@@ -180,6 +180,7 @@ class LatentBOSearcher(ArchitectureSearcher):
         self.initial_done = False
         self.rounds = 0
         self.fallbacks = 0
+        self.log: list[dict[str, Any]] = []  # one record per BO round: its seconds, where it ran, points queued
         self._last_z: np.ndarray | None = None
         self.model_path = ""
         self.model = None
@@ -349,21 +350,24 @@ class LatentBOSearcher(ArchitectureSearcher):
 
     def _install_update(self, value: Any, seconds: float, tag: Any) -> None:
         queued = {self.space.hash(a) for a, _ in self.queue}
+        before = len(self.queue)
         if tag == "pool":
             for i in value:
                 h = self.space.hash(self._pool[i])
                 if h not in self.proposed and h not in queued:  # proposed meanwhile: skipped
                     queued.add(h)
                     self.queue.append((self._pool[i], self._pool_z[i]))
-            return
-        points, decoded = value
-        for k, point in enumerate(points):
-            arch = self._choose(decoded[k], queued)
-            if arch is None:
-                self.invalid_z.append(point)
-                continue
-            queued.add(self.space.hash(arch))
-            self.queue.append((arch, point))
+        else:
+            points, decoded = value
+            for k, point in enumerate(points):
+                arch = self._choose(decoded[k], queued)
+                if arch is None:
+                    self.invalid_z.append(point)
+                    continue
+                queued.add(self.space.hash(arch))
+                self.queue.append((arch, point))
+        self.log.append({"round": self.rounds, "fit_s": seconds, "where": resolve_mode(self.updates), "queued": len(self.queue) - before,
+                         "observations": len(self.obs_y)})
 
     def _neighbourhood(self) -> list[int]:
         """Pool indices of random one- and two-step mutations of the ``local_top`` best observed
@@ -443,6 +447,7 @@ def _pool_round(inputs: dict[str, Any], pool_z: np.ndarray, near: np.ndarray, av
     ``n_local`` of them among the neighbourhood ``near`` of the best results."""
     from nas_ray.models.sgp import select_from_pool
 
+    available = available.copy()  # a Ray task's arrays are read-only views of the object store
     with _threads(threads):
         gp = _fit_gp(**inputs)
         picked: list[int] = []

@@ -358,6 +358,8 @@ def _refit_predictor(model: tuple[ScorePredictor, Any], x: np.ndarray, y: np.nda
     with _threads(threads):
         optimizer = fit_scores(predictor, x, y, optimizer=optimizer, **fit)
         if new_features is not None:
+            if not pool_x.flags.writeable:  # a Ray task's arrays are read-only views of the object store
+                pool_x = pool_x.copy()
             pool_x[replace] = embed(encoder, new_features)
         mean, std = y_stats
         pool_pred = predict_scores(predictor, _scale(pool_x, *x_stats)) * std + mean

@@ -417,6 +417,7 @@ def fit_generator(
             steps += 1
         last = total / n
     generator.eval()
+    _own_storage(generator)
     return {"loss": last, "gradient_steps": steps}
 
 
@@ -435,6 +436,14 @@ def _flat_parameters(module: torch.nn.Module) -> tuple[torch.nn.Parameter, Tenso
     param = torch.nn.Parameter(flat)
     param.grad = grad
     return param, grad
+
+
+def _own_storage(module: torch.nn.Module) -> None:
+    """Undo ``_flat_parameters`` after a fit: each parameter gets its own storage again and no
+    gradient, so the module pickles at its own size (a view pickles the whole flat buffer)."""
+    for p in module.parameters():
+        p.data = p.data.clone()
+        p.grad = None
 
 
 def _check_flat_gradients(module: torch.nn.Module, grad: Tensor) -> None:

@@ -133,3 +133,17 @@ def test_under_tune_the_generator_fits_in_a_ray_task(data_dir, tmp_path) -> None
     assert len(result.table) == 16 and result.table["hash"].nunique() == 16 and (result.table["status"] == "ok").all()
     fits = [r for r in s.log if "fit_s" in r]
     assert fits and {r["where"] for r in fits} == {"ray"} and fits[0]["installed_at_step"] > fits[0]["step"]
+
+
+def test_a_fitted_generator_ships_at_its_own_size() -> None:
+    """The fit's flat parameter buffer is undone: a view would pickle the whole buffer per parameter
+    (a 0.4 MB generator became 42 MB in every snapshot and every model-update task)."""
+    import pickle
+
+    s = get_searcher("graphpnas", "nasbench201", seed=0, updates="sync", epochs=1, epsilon_steps=1)
+    for q in range(3):
+        arch = Architecture.from_dict(s.suggest(str(q))["arch"])
+        s.on_trial_complete(str(q), {"reward": _score(arch)})
+    assert s.generator is not None
+    params = sum(p.numel() for p in s.generator.parameters())
+    assert len(pickle.dumps(s.generator)) < 8 * params + 200_000
