@@ -93,6 +93,8 @@ class LatentBOSearcher(ArchitectureSearcher):
         grid_size, grid (``"uniform"`` in the box or ``"normal"``), num_inducing, gp_epochs, gp_lr,
             lbfgs_maxiter (the first point's L-BFGS-B iterations, 150).
         threads: torch threads while suggesting (1 keeps runs reproducible across machines).
+        updates: where a BO round runs (``"auto"``: a Ray task under Tune, the next round starting
+            when half a batch is left; inline otherwise; see ``nas_ray.searchers.updates``).
     """
 
     name = "latent-bo"

@@ -73,6 +73,9 @@ class NASGEMSearcher(ArchitectureSearcher):
         objective: an ``Objective`` (or its fields as a dict); with ``pareto=True`` the searcher
             reads the accuracy and cost of each result and maximises hypervolume improvement.
         threads: torch threads while fitting/predicting (None = leave torch's setting).
+        updates: where the predictor is fine-tuned and the pool predicted (``"auto"``: a Ray task
+            under Tune, the latest predictor ranking the pool meanwhile; inline otherwise; see
+            ``nas_ray.searchers.updates``).
     """
 
     name = "nasgem"
