@@ -392,7 +392,7 @@ def fit_generator(
     generator.train()
     flat, grad = _flat_parameters(generator)
     opt = torch.optim.Adam([flat], lr=config.lr, fused=True)
-    adv = torch.as_tensor(advantage, dtype=torch.float32)
+    adv = torch.from_numpy(np.array(advantage, dtype=np.float32))  # a copy: Ray hands read-only arrays
     n = len(trajectories)
     batches_cache: dict[tuple[int, ...], TrajectoryBatch] = {}
     steps, last = 0, 0.0
