@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_ray.data import find_data_file
+from nas_ray.data import find_data_file, resolve_data_dir
 from nas_ray.errors import DataFileError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.spaces import SearchSpace, get_space
@@ -110,6 +111,10 @@ def _numeric(frame, columns: Sequence[str], path: Path) -> np.ndarray:  # noqa: 
             i = int(np.argmax(bad))
             raise DataFileError(f"{path} line {i + 2}: column {col} is not a number: {frame[col].iloc[i]!r}")
         out[:, j] = values
+    infinite = ~np.isfinite(out)
+    if infinite.any():  # "inf", "-inf" and numbers beyond the float range (1e400) parse as infinities
+        i, j = np.argwhere(infinite)[0]
+        raise DataFileError(f"{path} line {i + 2}: column {columns[j]} is not a finite number: {frame[columns[j]].iloc[i]!r}")
     return out
 
 
@@ -129,11 +134,39 @@ def _grouped(keys: Sequence[str], values: np.ndarray) -> tuple[dict[str, int], n
 
 
 # ---------------------------------------------------------------------------------- NAS-Bench-201
-def load_nasbench201(data_dir: str | os.PathLike[str] | None = None, *, with_costs: bool = True) -> Table:
-    """All 15,625 NB201 cells, keyed by arch string; with the Zen-score and latency columns of
-    ``nb201_zen_latency.csv`` when that file is there (``with_costs``)."""
-    path = find_data_file(NB201_FILE, data_dir, what="NAS-Bench-201 table")
-    return _read_nasbench201(path, with_costs)
+def load_nasbench201(data_dir: str | os.PathLike[str] | None = None, *, path: str | os.PathLike[str] | None = None,
+                     with_costs: bool = True, progress: bool = True) -> Table:
+    """All 15,625 NB201 cells, keyed by arch string, from nas-ray's CSV (``nb201/nb201_accuracy.csv``)
+    or from the official NATS-Bench topology release (the fast-mode folder ``NATS-tss-v1_0-3ffb9-simple``
+    or the file ``NATS-tss-v1_0-3ffb9.pickle.pbz2``; needs the ``nats_bench`` package), with the same
+    columns either way. ``path`` names the file or folder; otherwise the data folder (``data_dir``,
+    else ``$NAS_RAY_DATA``) may be the release itself, or hold the CSV (preferred) or the release.
+    With ``with_costs``, the Zen-score and latency columns of ``nb201_zen_latency.csv`` beside it are
+    joined in when that file is there. ``progress``: a bar while a release is converted (once; cached)."""
+    from nas_ray.evaluators.nats import find_nats_archive, is_nats_archive
+
+    if path is not None:
+        source = Path(path).expanduser()
+        if not source.exists():
+            raise DataFileError(f"NAS-Bench-201 table {source} does not exist")
+        if is_nats_archive(source):
+            return _read_nats(source, with_costs, progress)
+        if source.is_dir():
+            raise DataFileError(f"{source} is neither the NAS-Bench-201 CSV nor a NATS-Bench topology release "
+                                f"(a folder holding meta.pickle.pbz2)")
+        return _read_nasbench201(source, with_costs)
+    root = resolve_data_dir(data_dir)
+    if is_nats_archive(root):
+        return _read_nats(root, with_costs, progress)
+    try:
+        csv_path = find_data_file(NB201_FILE, root, what="NAS-Bench-201 table")
+    except DataFileError:
+        archive = find_nats_archive(root)
+        if archive is None:
+            raise DataFileError(f"NAS-Bench-201 table not found: looked for {NB201_FILE} and the NATS-Bench release "
+                                f"NATS-tss-v1_0-3ffb9-simple under {root}") from None
+        return _read_nats(archive, with_costs, progress)
+    return _read_nasbench201(csv_path, with_costs)
 
 
 @_memoized
@@ -142,30 +175,60 @@ def _read_nasbench201(path: Path, with_costs: bool) -> Table:
     columns = [c for c in frame.columns if c not in ("arch_str", "ops_naslib")]
     values = _numeric(frame, columns, path)
     keys = frame["arch_str"].tolist()
+    space = get_space("nasbench201")
+    for i, key in enumerate(keys):  # every key a cell of the space, in its official spelling (the row key)
+        try:
+            official = space.hash(space.from_native(key))
+        except InvalidArchitecture as exc:
+            raise DataFileError(f"{path} line {i + 2}: {exc}") from None
+        if official != key:
+            raise DataFileError(f"{path} line {i + 2}: arch_str {key!r} is not in the official form {official!r}")
     rows = {k: i for i, k in enumerate(keys)}
     if len(rows) != len(keys):
         dup = next(k for i, k in enumerate(keys) if rows[k] != i)
         raise DataFileError(f"{path} line {keys.index(dup) + 2}: arch_str {dup} appears twice")
-    space = get_space("nasbench201")
     if with_costs:
-        try:
-            cost_path = find_data_file(NB201_COST_FILE, path.parent, what="NAS-Bench-201 cost table")
-        except DataFileError:
-            cost_path = None
-        if cost_path is not None:
-            costs = _read_csv(cost_path, ["nb201_index"], key="nb201_index")
-            cost_cols = [c for c in costs.columns if c not in ("nb201_index", "ops_naslib")]
-            cost_values = _numeric(costs, ["nb201_index", *cost_cols], cost_path)
-            order = np.full(len(keys), -1, dtype=np.int64)
-            position = {int(idx): i for i, idx in enumerate(values[:, columns.index("nb201_index")])}
-            for i, idx in enumerate(cost_values[:, 0].astype(np.int64)):
-                if int(idx) in position:
-                    order[position[int(idx)]] = i
-            if (order < 0).any():
-                raise DataFileError(f"{cost_path}: has no row for nb201_index {int(values[np.argmax(order < 0), 0])}")
-            values = np.hstack([values, cost_values[order, 1:]])
-            columns += cost_cols
+        values, columns = _nb201_costs(values, columns, path.parent)
     return Table("nasbench201", space, tuple(columns), values, rows, path)
+
+
+@_memoized
+def _read_nats(path: Path, with_costs: bool, progress: bool) -> Table:
+    from nas_ray.evaluators.nats import read_nats_topology
+
+    keys, columns, values = read_nats_topology(path, progress=progress)
+    columns = list(columns)
+    space = get_space("nasbench201")
+    for key in keys:
+        try:
+            official = space.hash(space.from_native(key))
+        except InvalidArchitecture as exc:
+            raise DataFileError(f"{path}: {exc}") from None
+        if official != key:
+            raise DataFileError(f"{path}: cell {key!r} is not in the official form {official!r}")
+    if with_costs:
+        values, columns = _nb201_costs(values, columns, path.parent)
+    return Table("nasbench201", space, tuple(columns), values, {k: i for i, k in enumerate(keys)}, path)
+
+
+def _nb201_costs(values: np.ndarray, columns: list[str], folder: Path) -> tuple[np.ndarray, list[str]]:
+    """``values`` / ``columns`` with the cost table's columns joined by ``nb201_index``, when
+    ``nb201_zen_latency.csv`` is in ``folder`` (or its ``nb201`` folder)."""
+    try:
+        cost_path = find_data_file(NB201_COST_FILE, folder, what="NAS-Bench-201 cost table")
+    except DataFileError:
+        return values, columns
+    costs = _read_csv(cost_path, ["nb201_index"], key="nb201_index")
+    cost_cols = [c for c in costs.columns if c not in ("nb201_index", "ops_naslib")]
+    cost_values = _numeric(costs, ["nb201_index", *cost_cols], cost_path)
+    order = np.full(len(values), -1, dtype=np.int64)
+    position = {int(idx): i for i, idx in enumerate(values[:, columns.index("nb201_index")])}
+    for i, idx in enumerate(cost_values[:, 0].astype(np.int64)):
+        if int(idx) in position:
+            order[position[int(idx)]] = i
+    if (order < 0).any():
+        raise DataFileError(f"{cost_path}: has no row for nb201_index {int(values[np.argmax(order < 0), columns.index('nb201_index')])}")
+    return np.hstack([values, cost_values[order, 1:]]), columns + cost_cols
 
 
 # ---------------------------------------------------------------------------------- ENAS-6
@@ -188,7 +251,10 @@ def parse_enas6(path: Path, space: SearchSpace | None = None) -> list[tuple[Arch
                 layers, acc = json.loads(f"[{line}]")
             except ValueError:
                 layers, acc = ast.literal_eval(line)
-            entries.append((space.from_native(layers), float(acc)))
+            acc = float(acc)
+            if not math.isfinite(acc):  # JSON's NaN / Infinity, or a number beyond the float range
+                raise ValueError(f"the accuracy {acc} is not a finite number")
+            entries.append((space.from_native(layers), acc))
         except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError, InvalidArchitecture) as exc:
             raise DataFileError(f"{path} line {lineno}: not an ENAS entry '[[t0], [t1, b0], ...], acc': {exc}") from None
     if not entries:
@@ -310,5 +376,9 @@ def load_nasbench101(
         ],
         axis=1,
     )
+    bad = ~np.isfinite(values[:, :2])  # every cell needs a finite validation and test accuracy
+    if bad.any():
+        i = int(np.argwhere(bad)[0, 0])
+        raise DataFileError(f"{file}: cell {records.hashes[i]} has no finite {NB101_COLUMNS[int(bad[i].argmax())]} at {epochs} epochs")
     rows = {h: i for i, h in enumerate(records.hashes.tolist())}
     return Table("nasbench101", get_space("nasbench101"), NB101_COLUMNS, values, rows, file)

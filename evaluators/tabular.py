@@ -8,6 +8,8 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nas_ray.errors import ArchitectureNotInTable, ConfigError, DataFileError, UnknownName
 from nas_ray.evaluators.base import Evaluator
 from nas_ray.evaluators.tables import (
@@ -123,6 +125,13 @@ class TabularEvaluator(Evaluator):
         if not keys:
             raise ConfigError(f"table {label} has no rows")
         values = frame[numeric].to_numpy(dtype=float)
+        finite = np.isfinite(values[:, numeric.index(reward)])  # a NaN or infinite reward would win or lose every comparison
+        if not finite.all():
+            i = int(np.argmin(finite))
+            what = f"row {keys[i]!r} has a non-finite {reward}: {values[i, numeric.index(reward)]}"
+            if source is not None and Path(source).suffix.lower() == ".csv":
+                raise DataFileError(f"{source} line {i + 2}: {what}")
+            raise ConfigError(f"table {label}: {what}")
         values.setflags(write=False)
         table = Table(name=label, space=space, columns=tuple(map(str, numeric)), values=values,
                       rows={k: i for i, k in enumerate(keys)}, source=Path(source or f"<{label}>"))

@@ -49,3 +49,7 @@ class ArchitectureNotInTable(NasRayError, LookupError):
 
 class CheckpointError(NasRayError, ValueError):
     """A model checkpoint is missing, corrupt, or was written for another model, space or size."""
+
+
+class MissingDependency(NasRayError, ImportError):
+    """An optional package that a feature needs is not installed; the message says what to install."""

@@ -13,13 +13,16 @@ import atexit
 import base64
 import csv
 import datetime
+import functools
 import io
 import itertools
 import json
+import math
 import os
 import shutil
 import struct
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -434,7 +437,7 @@ def check_table(table: tables.Table, required: list[str]) -> None:
     n = len(table)
     assert n >= 1 and table.values.shape == (n, len(table.columns))
     assert table.values.dtype == np.float64 and not table.values.flags.writeable
-    assert not np.isnan(table.values).any(), "a NaN reached the table"
+    assert np.isfinite(table.values).all(), "a NaN or an infinity reached the table"
     assert sorted(table.rows.values()) == list(range(n))
     assert all(isinstance(k, str) and k for k in table.rows)
     for col in required:
@@ -457,6 +460,8 @@ def test_load_nasbench201(data: st.DataObject) -> None:
             event("parsed")
             check_table(table, ["nb201_index", "c10_test200"])
             assert "arch_str" not in table.columns
+            for key in table.rows:  # every row key a cell of the space, in its official spelling
+                assert table.space.hash(table.space.from_native(key)) == key
         finally:
             tables._CACHE.clear()
 
@@ -499,6 +504,13 @@ NB101_OPS_ROW = "input|maxpool3x3|maxpool3x3|conv3x3-bn-relu|conv3x3-bn-relu|con
         ("nb201", tables.NB201_FILE, NB201_CSV.format("85.8633"), None),
         # pandas reads a > 308-digit integer as a Python int and pd.to_numeric(errors="coerce") raised OverflowError
         ("nb201", tables.NB201_FILE, NB201_CSV.format("9" * 400), "line 2: column c10_test200 holds an integer beyond the float range"),
+        # infinities parsed as numbers and reached the table; arch strings were not checked against the space
+        ("nb201", tables.NB201_FILE, NB201_CSV.format("inf"), "line 2: column c10_test200 is not a finite number"),
+        ("nb201", tables.NB201_FILE, NB201_CSV.format("1e400"), "line 2: column c10_test200 is not a finite number"),
+        ("nb201", tables.NB201_FILE, NB201_CSV.replace("avg_pool_3x3~0", "max_pool_3x3~0").format("85.8"),
+         "line 2: nasbench201: unknown op 'max_pool_3x3'"),
+        ("nb201", tables.NB201_FILE, NB201_CSV.replace("|+|nor_conv_1x1~0|skip", "|+|nor_conv_1x1~0 |skip").format("85.8"),
+         "line 2: nasbench201:"),
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format(NB101_OPS_ROW, "92.57812"), None),
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format(NB101_OPS_ROW, "-" + "9" * 400),
          "line 2: column val_acc_108ep_1seed holds an integer beyond the float range"),
@@ -506,7 +518,7 @@ NB101_OPS_ROW = "input|maxpool3x3|maxpool3x3|conv3x3-bn-relu|conv3x3-bn-relu|con
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format("True", "92.5"), "line 2: ops must be '|'-separated operation names, got True"),
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format("5", "92.5"), "line 2: ops must be '|'-separated operation names, got 5"),
     ],
-    ids=["nb201-ok", "nb201-huge-int", "nb101-ok", "nb101-huge-int", "nb101-ops-bool", "nb101-ops-int"],
+    ids=["nb201-ok", "nb201-huge-int", "nb201-inf", "nb201-1e400", "nb201-unknown-op", "nb201-bad-arch-str", "nb101-ok", "nb101-huge-int", "nb101-ops-bool", "nb101-ops-int"],
 )
 def test_csv_regressions(loader: str, relative: str, text: str, message: str | None) -> None:
     with fresh_dir() as folder:
@@ -521,6 +533,78 @@ def test_csv_regressions(loader: str, relative: str, text: str, message: str | N
                     load[loader]()
                 assert_documented(info.value, (DataFileError,))
                 assert message in str(info.value)
+        finally:
+            tables._CACHE.clear()
+
+
+@functools.lru_cache(maxsize=1)
+def _nats_release_bytes() -> tuple[bytes, dict]:
+    """The meta file of a NATS-Bench topology release (bz2 pickle of the 15,625 cells) and one cell's
+    results as the official classes write them (from the CSV's first row), or skip."""
+    pytest.importorskip("nats_bench", reason="the NATS-format property needs the nats_bench package")
+    import bz2
+    import pickle
+
+    import pandas as pd
+    from nats_release import cell_results
+
+    path = SHARED_DATA / tables.NB201_FILE
+    if not path.is_file():
+        pytest.skip(f"benchmark data {tables.NB201_FILE} not found under {SHARED_DATA}")
+    frame = pd.read_csv(path)
+    meta = bz2.compress(pickle.dumps({"meta_archs": frame.arch_str.tolist(), "arch2infos": {}, "evaluated_indexes": []}))
+    return meta, {hp: cell_results(frame.iloc[0], hp).state_dict() for hp in ("12", "200")}
+
+
+nats_values = (st.floats() | st.integers() | big_ints | st.none() | st.text(max_size=4) | st.booleans()
+               | st.sampled_from([[], {}, float("nan"), float("inf"), -1.0]))
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(data=st.data())
+def test_load_nasbench201_from_a_nats_release(data: st.DataObject) -> None:
+    """A release whose one cell file has a damaged value (an accuracy, a seed list, a parameter
+    count, a whole entry) or damaged bytes: a ``DataFileError`` or a finite table of that cell."""
+    import bz2
+    import copy
+    import pickle
+
+    meta, cell = _nats_release_bytes()
+    cell = copy.deepcopy(cell)
+    hp = data.draw(st.sampled_from(["12", "200"]), label="hp")
+    state = cell[hp]
+    key = data.draw(st.sampled_from(sorted(state["all_results"], key=str)), label="result")
+    result = state["all_results"][key]
+    kind = data.draw(st.sampled_from(["accuracy", "params", "seeds", "drop_hp", "drop_result", "bytes"]), label="kind")
+    if kind == "accuracy":
+        name = data.draw(st.sampled_from(sorted(result["eval_acc1es"])), label="eval")
+        result["eval_acc1es"][name] = data.draw(nats_values, label="value")
+    elif kind == "params":
+        result["params"] = data.draw(nats_values, label="value")
+    elif kind == "seeds":
+        state["dataset_seed"][key[0]] = data.draw(st.lists(st.integers(0, 1000) | nats_values, max_size=3), label="seeds")
+    elif kind == "drop_hp":
+        del cell[hp]
+    elif kind == "drop_result":
+        del state["all_results"][key]
+    raw = bz2.compress(pickle.dumps(cell))
+    if kind == "bytes":
+        raw = mutate_bytes(raw, data)
+    with fresh_dir() as folder:
+        release = folder / "NATS-tss-v1_0-3ffb9-simple"
+        release.mkdir()
+        (release / "meta.pickle.pbz2").write_bytes(meta)
+        (release / "000000.pickle.pbz2").write_bytes(raw)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # one cell of 15,625
+                table = tables.load_nasbench201(path=release, with_costs=False, progress=False)
+        except Exception as exc:  # noqa: BLE001
+            assert_documented(exc, (DataFileError,))
+        else:
+            event("parsed")
+            check_table(table, ["nb201_index", "c10_test200", "in16_val12", "params_in16_M"])
         finally:
             tables._CACHE.clear()
 
@@ -578,6 +662,8 @@ def enas_files(draw: st.DrawFn) -> bytes:
 @given(content=enas_files())
 @example(content=f"{ENAS_OK}, {10**400}\n".encode())  # an accuracy too large for a float
 @example(content=f"{ENAS_OK}, 0.5\n{'[' * 5000}\n".encode())
+@example(content=f"{ENAS_OK}, NaN\n".encode())  # JSON's NaN / Infinity parsed and reached the table
+@example(content=f"{ENAS_OK}, -Infinity\n".encode())
 def test_parse_enas6(content: bytes) -> None:
     with fresh_dir() as folder:
         path = folder / "final_structures6.txt"
@@ -592,7 +678,7 @@ def test_parse_enas6(content: bytes) -> None:
             space = nas_ray.get_space("enas-macro", num_layers=6)
             for arch, acc in entries:
                 space.validate(arch)
-                assert isinstance(acc, float)
+                assert isinstance(acc, float) and math.isfinite(acc)
 
 
 def tfrecord(payload: bytes, corrupt_crc: bool = False) -> bytes:

@@ -130,7 +130,7 @@ def test_data_dir_from_environment(data_dir: Path, monkeypatch: pytest.MonkeyPat
 def test_missing_data(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match=r"benchmark data folder .*nowhere does not exist"):
         load_nasbench201(tmp_path / "nowhere")
-    with pytest.raises(DataFileError, match=r"NAS-Bench-201 table not found: looked for nb201/nb201_accuracy.csv under"):
+    with pytest.raises(DataFileError, match=r"NAS-Bench-201 table not found: looked for nb201/nb201_accuracy.csv and the NATS-Bench release"):
         load_nasbench201(tmp_path)
 
 
