@@ -180,7 +180,10 @@ def test_ray_up_submit_down_on_loopback(data_dir: Path, tmp_path: Path) -> None:
     if not Path("/usr/sbin/sshd").exists() or shutil.which("rsync") is None:
         if os.geteuid() != 0:
             pytest.skip("needs openssh-server and rsync (installing them needs root)")
-        subprocess.run(["apt-get", "install", "-y", "-q", "openssh-server", "rsync"], check=True, capture_output=True, timeout=600)
+        done = subprocess.run(["apt-get", "install", "-y", "-q", "openssh-server", "rsync"], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            pytest.skip(f"needs openssh-server and rsync; apt-get install failed: {last}")
     key, host_key = tmp_path / "key", tmp_path / "host_key"
     for path in (key, host_key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
