@@ -11,7 +11,11 @@
 - with ``--checkpoint FILE`` (repeatable; trained ENAS-6 models from ``nas-ray pretrain`` or
   ``benchmarks/vae_curves.py``): a whole decode-mode BO round on that model (GP fit on 100 encoded
   graphs + 50 points by EI + 500 decodes each), decoding both per copy (``decode``) and counted
-  (``decode_counts``, what latent-bo uses).
+  (``decode_counts``, what latent-bo uses); and the training epoch from that model's weights and
+  optimizer state. Both are timed with subnormal floats flushed to zero (what nas-ray does since
+  ``nas_ray.models.numerics``) and without (what it did before), interleaved in the same run:
+  trained GRUs produce subnormals that an untrained model does not, so only a trained checkpoint
+  shows the difference.
 
     python benchmarks/latent_bo_speed.py --data-dir ../shared/data --threads 2 --baseline /tmp/old
 """
@@ -29,6 +33,7 @@ import torch
 from nas_ray import get_space
 from nas_ray.evaluators.tables import enas6_vae_split
 from nas_ray.models.graph_vae import GraphCodec
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.models.sgp import SparseGP, select_batch
 from nas_ray.models.vae_training import build_model
 
@@ -134,16 +139,54 @@ def main() -> None:
                 line += f"; baseline {out['decode_s'][key]['old']:.1f} s"
             print(line, flush=True)
     for path in args.checkpoint or []:
-        out.setdefault("round", {})[path] = trained_round(path, train)
-        r = out["round"][path]
-        print(f"{Path(path).name}: BO round of 50 points x 500 decodes: GP fit + EI {r['gp_s']:.1f} s, decoding "
-              f"counted {r['counted_s']:.1f} s (per copy {r['per_copy_s']:.1f} s): {r['gp_s'] + r['counted_s']:.1f} s in all; "
-              f"{r['distinct_per_point']:.1f} distinct graphs per point", flush=True)
+        t = out.setdefault("trained_epoch_s", {})[path] = trained_epoch_seconds(path, train, args.batches)
+        print(f"{Path(path).name}: ENAS-6 epoch from its trained weights: {t['flushed']:.0f} s with subnormals flushed, "
+              f"{t['unflushed']:.0f} s without: {t['unflushed'] / t['flushed']:.2f}x", flush=True)
+        for flush in (True, False):
+            r = out.setdefault("round", {}).setdefault(path, {})["flushed" if flush else "unflushed"] = trained_round(path, train, flush)
+            print(f"{Path(path).name} ({'subnormals flushed' if flush else 'not flushed'}): BO round of 50 points x 500 decodes: "
+                  f"GP fit + EI {r['gp_s']:.1f} s, decoding counted {r['counted_s']:.1f} s (per copy {r['per_copy_s']:.1f} s): "
+                  f"{r['gp_s'] + r['counted_s']:.1f} s in all; {r['distinct_per_point']:.1f} distinct graphs per point", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
 
 
-def trained_round(path: str, train: list) -> dict[str, float]:
+def trained_epoch_seconds(path: str, train: list, batches: int) -> dict[str, float]:
+    """Seconds per epoch (median batch x batches per epoch) of training on from a checkpoint's weights
+    and optimizer state, with and without subnormals flushed, two copies interleaved batch by batch."""
+    import copy
+
+    from nas_ray.models.vae_training import PretrainConfig, load_model
+
+    model, space, ckpt = load_model(path)
+    config = PretrainConfig.from_checkpoint(ckpt["config"])
+    codec = GraphCodec(space)
+    copies = {}
+    for key in ("flushed", "unflushed"):
+        net = copy.deepcopy(model).train()
+        opt = torch.optim.Adam(net.parameters(), config.lr)
+        if "train" in ckpt:
+            opt.load_state_dict(ckpt["train"]["optimizer"])
+        copies[key] = (net, opt)
+    order = np.random.default_rng(0).permutation(len(train))
+    times: dict[str, list[float]] = {key: [] for key in copies}
+    for k in range(batches + 1):
+        batch = codec.batch([train[i] for i in order[k * 32:(k + 1) * 32]])
+        for key, (net, opt) in copies.items():
+            with flush_denormals(key == "flushed"):
+                t0 = time.perf_counter()
+                loss = net.loss(batch, beta=config.beta, eps_scale=config.eps_scale, reduction=config.reduction)["loss"]
+                opt.zero_grad()
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                opt.step()
+                if k:
+                    times[key].append(time.perf_counter() - t0)
+    return {key: float(np.median(t)) * int(np.ceil(len(train) / 32)) for key, t in times.items()}
+
+
+def trained_round(path: str, train: list, flush: bool = True) -> dict[str, float]:
     """A decode-mode BO round on a trained model: GP on 100 encoded training graphs, 50 points by EI inside their box, 500 decodes each."""
     from nas_ray.models.vae_training import encode_archs, load_model
 
@@ -153,19 +196,19 @@ def trained_round(path: str, train: list) -> dict[str, float]:
     idx = rng.choice(len(train), 100, replace=False)
     z = encode_archs(model, codec, [train[i] for i in idx]).numpy().astype(np.float64)
     y = rng.normal(size=100) + z[:, 0]
-    t0 = time.perf_counter()
-    gp = SparseGP(num_inducing=500, epochs=100, seed=0).fit(z, -y)
-    points = select_batch(gp, z.min(0), z.max(0), 50, grid_size=10_000, seed=0)
-    t1 = time.perf_counter()
-    zt = torch.as_tensor(np.asarray(points), dtype=torch.float32)
-    counted = model.decode_counts(zt, 500, generator=torch.Generator().manual_seed(0))
-    t2 = time.perf_counter()
-    flat = zt.repeat_interleave(500, 0)
-    for i in range(0, len(flat), 4096):
-        model.decode(flat[i:i + 4096], generator=torch.Generator().manual_seed(0))
-    t3 = time.perf_counter()
+    with flush_denormals(flush):
+        t0 = time.perf_counter()
+        gp = SparseGP(num_inducing=500, epochs=100, seed=0).fit(z, -y)
+        points = select_batch(gp, z.min(0), z.max(0), 50, grid_size=10_000, seed=0)
+        t1 = time.perf_counter()
+        zt = torch.as_tensor(np.asarray(points), dtype=torch.float32)
+        counted = model.decode_counts(zt, 500, generator=torch.Generator().manual_seed(0))
+        t2 = time.perf_counter()
+        flat = zt.repeat_interleave(500, 0)
+        for i in range(0, len(flat), 4096):
+            model.decode(flat[i:i + 4096], generator=torch.Generator().manual_seed(0))
+        t3 = time.perf_counter()
     return {"gp_s": t1 - t0, "counted_s": t2 - t1, "per_copy_s": t3 - t2, "distinct_per_point": float(np.mean([len(r) for r in counted]))}
-
 
 if __name__ == "__main__":
     main()

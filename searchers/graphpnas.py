@@ -27,6 +27,7 @@ from nas_ray.models.learning import (
     training_set,
     trajectory_of,
 )
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.searchers.base import ArchitectureSearcher
 from nas_ray.searchers.updates import resolve_mode
 from nas_ray.spaces import SearchSpace
@@ -202,16 +203,20 @@ def _fit_step(generator: GraphPNASGenerator, trajectories: list[Any], adv: Any, 
 
 
 class _threads:
-    """Run torch with ``n`` intra-op threads inside the block (None: leave as is)."""
+    """Run torch with ``n`` intra-op threads (None: leave as is) and subnormal floats flushed to zero
+    (``nas_ray.models.numerics``) inside the block: every searcher's model work runs in one."""
 
     def __init__(self, n: int | None) -> None:
-        self.n, self.before = n, None
+        self.n, self.before, self.flush = n, None, None
 
     def __enter__(self) -> None:
         if self.n is not None:
             self.before = torch.get_num_threads()
             torch.set_num_threads(self.n)
+        self.flush = flush_denormals()
+        self.flush.__enter__()
 
     def __exit__(self, *exc: object) -> None:
+        self.flush.__exit__(*exc)
         if self.before is not None:
             torch.set_num_threads(self.before)

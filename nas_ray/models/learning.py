@@ -23,6 +23,7 @@ from nas_ray.models.graphpnas import (
     TrajectoryBatch,
     generator_preset,
 )
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.spaces.base import SearchSpace
 
 OBJECTIVES = ("cdf", "standardized", "ewma")
@@ -379,6 +380,7 @@ def explorer_fill(explorer: Explorer, space: SearchSpace, need: int, rng: np.ran
     return out
 
 
+@flush_denormals()
 def fit_generator(
     generator: GraphPNASGenerator,
     trajectories: Sequence[Trajectory],

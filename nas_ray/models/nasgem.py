@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from nas_ray.errors import CheckpointError, ConfigError
 from nas_ray.graph import Architecture
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.spaces import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ class EncoderResult:
     checkpoint: Path | None = None
 
 
+@flush_denormals()
 def train_encoder(
     space: SearchSpace,
     config: EncoderConfig | None = None,
@@ -353,6 +355,7 @@ class ScorePredictor(nn.Module):
         return self.net(x)
 
 
+@flush_denormals()
 def fit_scores(net: ScorePredictor, x: np.ndarray, y: np.ndarray, *, steps: int = 300, lr: float = 1e-3,
                batch_size: int = 64, seed: int = 0, optimizer: torch.optim.Optimizer | None = None) -> torch.optim.Optimizer:
     """Train ``net`` on (x, y) for ``steps`` Adam steps of minibatches (the whole set when smaller);

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from nas_ray.errors import CheckpointError, ConfigError, InvalidArchitecture
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphBatch, GraphCodec, GraphVAE
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.models.vae_training import FORMAT as VAE_FORMAT
 from nas_ray.models.vae_training import (
     checkpoint_space,
@@ -142,6 +143,7 @@ def _as_targets(y: Iterable[float], n: int, what: str) -> np.ndarray:
     return arr
 
 
+@flush_denormals()
 def fit_predictor(
     space: SearchSpace | str,
     archs: Sequence[Architecture],

@@ -18,6 +18,7 @@ import torch
 
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphCodec, GraphVAE, graph_key
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.models.vae_training import encode_archs, load_model
 
 __all__ = ["reconstruction_accuracy", "prior_metrics", "vae_abilities", "format_abilities", "PUBLISHED_ENAS6"]
@@ -37,6 +38,7 @@ def _decode_counts(model: GraphVAE, z: torch.Tensor, decodes: int, generator: to
 
 
 @torch.no_grad()
+@flush_denormals()
 def reconstruction_accuracy(model: GraphVAE, codec: GraphCodec, archs: Sequence[Architecture], *, z_samples: int = 10,
                             decodes: int = 10, true_posterior: bool = False, seed: int = 0, batch_graphs: int = 256) -> float:
     """Fraction of (graph, z, decode) triples whose stochastic decode is the input graph.
@@ -63,6 +65,7 @@ def reconstruction_accuracy(model: GraphVAE, codec: GraphCodec, archs: Sequence[
 
 
 @torch.no_grad()
+@flush_denormals()
 def prior_metrics(model: GraphVAE, codec: GraphCodec, train_latents: torch.Tensor, train_keys: Iterable[str], *,
                   samples: int = 1000, decodes: int = 10, scale_to_train: bool = True, seed: int = 0) -> dict[str, float]:
     """Validity, uniqueness and novelty of ``samples`` prior draws decoded ``decodes`` times each."""

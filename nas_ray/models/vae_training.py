@@ -41,6 +41,7 @@ import torch
 from nas_ray.errors import CheckpointError, ConfigError, UnknownName
 from nas_ray.graph import Architecture
 from nas_ray.models.graph_vae import GraphBatch, GraphCodec, GraphVAE, graph_key
+from nas_ray.models.numerics import flush_denormals
 from nas_ray.spaces import get_space
 from nas_ray.spaces.base import SearchSpace
 
@@ -357,6 +358,7 @@ class _Progress:
             self.bar.close()
 
 
+@flush_denormals()
 def pretrain(
     space: SearchSpace | str,
     archs: Sequence[Architecture],
