@@ -105,6 +105,7 @@ def main() -> None:
     p.add_argument("--baseline", help="a checkout of an older commit to time side by side")
     p.add_argument("--checkpoint", action="append", help="a trained ENAS-6 graph-VAE checkpoint: time a whole BO round on it")
     p.add_argument("--skip-untrained", action="store_true", help="only the --checkpoint rounds")
+    p.add_argument("--skip-rounds", action="store_true", help="with --checkpoint: time only its training epoch, not a BO round")
     p.add_argument("--json", default="bench-out/latent_bo_speed.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -142,7 +143,7 @@ def main() -> None:
         t = out.setdefault("trained_epoch_s", {})[path] = trained_epoch_seconds(path, train, args.batches)
         print(f"{Path(path).name}: ENAS-6 epoch from its trained weights: {t['flushed']:.0f} s with subnormals flushed, "
               f"{t['unflushed']:.0f} s without: {t['unflushed'] / t['flushed']:.2f}x", flush=True)
-        for flush in (True, False):
+        for flush in () if args.skip_rounds else (True, False):
             r = out.setdefault("round", {}).setdefault(path, {})["flushed" if flush else "unflushed"] = trained_round(path, train, flush)
             print(f"{Path(path).name} ({'subnormals flushed' if flush else 'not flushed'}): BO round of 50 points x 500 decodes: "
                   f"GP fit + EI {r['gp_s']:.1f} s, decoding counted {r['counted_s']:.1f} s (per copy {r['per_copy_s']:.1f} s): "
