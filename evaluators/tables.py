@@ -92,6 +92,11 @@ def _read_csv(path: Path, required: Sequence[str], key: str):  # noqa: ANN202 - 
     return frame
 
 
+def _shown(column: object) -> str:
+    """A column name for a one-line message: as it is when printable, else quoted (a header can hold a newline)."""
+    return column if isinstance(column, str) and column.isprintable() else repr(column)
+
+
 def _numeric(frame, columns: Sequence[str], path: Path) -> np.ndarray:  # noqa: ANN001
     import pandas as pd
 
@@ -105,16 +110,16 @@ def _numeric(frame, columns: Sequence[str], path: Path) -> np.ndarray:  # noqa: 
         except OverflowError:  # pandas reads an integer beyond the float range as a Python int, which "coerce" misses
             big = float(np.finfo(np.float64).max)
             i = next((i for i, v in enumerate(frame[col]) if isinstance(v, int) and abs(v) > big), 0)
-            raise DataFileError(f"{path} line {i + 2}: column {col} holds an integer beyond the float range") from None
+            raise DataFileError(f"{path} line {i + 2}: column {_shown(col)} holds an integer beyond the float range") from None
         bad = np.isnan(values)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataFileError(f"{path} line {i + 2}: column {col} is not a number: {frame[col].iloc[i]!r}")
+            raise DataFileError(f"{path} line {i + 2}: column {_shown(col)} is not a number: {frame[col].iloc[i]!r}")
         out[:, j] = values
     infinite = ~np.isfinite(out)
     if infinite.any():  # "inf", "-inf" and numbers beyond the float range (1e400) parse as infinities
         i, j = np.argwhere(infinite)[0]
-        raise DataFileError(f"{path} line {i + 2}: column {columns[j]} is not a finite number: {frame[columns[j]].iloc[i]!r}")
+        raise DataFileError(f"{path} line {i + 2}: column {_shown(columns[j])} is not a finite number: {frame[columns[j]].iloc[i]!r}")
     return out
 
 

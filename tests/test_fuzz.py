@@ -511,6 +511,9 @@ NB101_OPS_ROW = "input|maxpool3x3|maxpool3x3|conv3x3-bn-relu|conv3x3-bn-relu|con
          "line 2: nasbench201: unknown op 'max_pool_3x3'"),
         ("nb201", tables.NB201_FILE, NB201_CSV.replace("|+|nor_conv_1x1~0|skip", "|+|nor_conv_1x1~0 |skip").format("85.8"),
          "line 2: nasbench201:"),
+        # an extra header holding a newline put the newline into the message
+        ("nb201", tables.NB201_FILE, NB201_CSV.replace("c10_test200\n", 'c10_test200,"\n"\n').format("85.8"),
+         "line 2: column '\\n' is not a number: ''"),
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format(NB101_OPS_ROW, "92.57812"), None),
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format(NB101_OPS_ROW, "-" + "9" * 400),
          "line 2: column val_acc_108ep_1seed holds an integer beyond the float range"),
@@ -518,7 +521,7 @@ NB101_OPS_ROW = "input|maxpool3x3|maxpool3x3|conv3x3-bn-relu|conv3x3-bn-relu|con
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format("True", "92.5"), "line 2: ops must be '|'-separated operation names, got True"),
         ("nb101", tables.NB101_SUBSET_FILE, NB101_CSV.format("5", "92.5"), "line 2: ops must be '|'-separated operation names, got 5"),
     ],
-    ids=["nb201-ok", "nb201-huge-int", "nb201-inf", "nb201-1e400", "nb201-unknown-op", "nb201-bad-arch-str", "nb101-ok", "nb101-huge-int", "nb101-ops-bool", "nb101-ops-int"],
+    ids=["nb201-ok", "nb201-huge-int", "nb201-inf", "nb201-1e400", "nb201-unknown-op", "nb201-bad-arch-str", "nb201-newline-header", "nb101-ok", "nb101-huge-int", "nb101-ops-bool", "nb101-ops-int"],
 )
 def test_csv_regressions(loader: str, relative: str, text: str, message: str | None) -> None:
     with fresh_dir() as folder:
