@@ -3,8 +3,10 @@ step, on the best architectures evaluated so far."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -202,21 +204,16 @@ def _fit_step(generator: GraphPNASGenerator, trajectories: list[Any], adv: Any, 
     return generator, stats
 
 
-class _threads:
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
     """Run torch with ``n`` intra-op threads (None: leave as is) and subnormal floats flushed to zero
     (``nas_ray.models.numerics``) inside the block: every searcher's model work runs in one."""
-
-    def __init__(self, n: int | None) -> None:
-        self.n, self.before, self.flush = n, None, None
-
-    def __enter__(self) -> None:
-        if self.n is not None:
-            self.before = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-        self.flush = flush_denormals()
-        self.flush.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.flush.__exit__(*exc)
-        if self.before is not None:
-            torch.set_num_threads(self.before)
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        with flush_denormals():
+            yield
+    finally:
+        if n is not None:
+            torch.set_num_threads(before)
