@@ -22,8 +22,9 @@ architectures on CIFAR-10 and report test accuracy; that step needs GPUs and is 
     python benchmarks/enas6_bo.py --checkpoint bench-out/curves-enas6-2h/dvae-emb-fast-paper-size.pt \\
         --trials 10 --random --data-dir ../shared/data --out bench-out/enas6-bo
 
-Prints per model the best score after each round (mean over trials), the share of valid, novel and
-in-table decodes, and the top-5 architectures found; writes ``OUT/bo.json`` and ``OUT/bo.png``.
+Prints per model the best score after each round (mean over trials), the share of valid decodes
+and of valid decodes already in the table (measured, not novel), and the top-5 architectures
+found; writes ``OUT/bo.json`` (after every trial) and ``OUT/bo.png``.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def choose(codec: GraphCodec, decodes: list[tuple[np.ndarray, np.ndarray, int]])
 
 
 def run_trial(model, codec: GraphCodec, scorer: Scorer, x0: np.ndarray, y0: np.ndarray, seed: int, args: argparse.Namespace,
-              random_points: bool, known: set[str]) -> dict:
+              random_points: bool) -> dict:
     """One trial; returns per-round records and every scored architecture."""
     lower, upper = x0.min(0), x0.max(0)
     x, y = x0.copy(), y0.copy()
@@ -124,7 +125,7 @@ def run_trial(model, codec: GraphCodec, scorer: Scorer, x0: np.ndarray, y0: np.n
         t1 = time.perf_counter()
         z = torch.as_tensor(points, dtype=torch.float32)
         decoded = model.decode_counts(z, args.decodes, generator=torch.Generator().manual_seed(seed * 1000 + r))
-        scores, valid, measured, novel = [], 0, 0, 0
+        scores, valid, measured = [], 0, 0
         for per_point in decoded:
             arch = choose(codec, per_point)
             if arch is None:
@@ -133,7 +134,6 @@ def run_trial(model, codec: GraphCodec, scorer: Scorer, x0: np.ndarray, y0: np.n
             score, in_table = scorer(arch)
             valid += 1
             measured += in_table
-            novel += scorer.space.hash(arch) not in known
             scores.append(score)
             found.append({"key": scorer.space.hash(arch), "arch": arch.to_dict(), "score": score, "measured": in_table, "round": r + 1, "seed": seed})
         x = np.vstack([x, points])
@@ -142,9 +142,9 @@ def run_trial(model, codec: GraphCodec, scorer: Scorer, x0: np.ndarray, y0: np.n
         best = max((f["score"] for f in found), default=worst)
         best_measured = max((f["score"] for f in found if f["measured"]), default=float("nan"))
         rounds.append({"round": r + 1, "best": best, "best_measured": best_measured, "batch_mean": float(np.mean(scores)),
-                       "valid": valid, "in_table": measured, "novel": novel, "select_s": t1 - t0, "decode_score_s": t2 - t1})
+                       "valid": valid, "in_table": measured, "select_s": t1 - t0, "decode_score_s": t2 - t1})
         print(f"  seed {seed} round {r + 1:>2}: best so far {best:.4f} (measured {best_measured:.4f}), batch mean "
-              f"{np.mean(scores):.4f}, valid {valid}/{args.batch}, in table {measured}, novel {novel}; "
+              f"{np.mean(scores):.4f}, valid {valid}/{args.batch}, in the table {measured}; "
               f"{t1 - t0:.0f} s {'sampling' if random_points else 'GP + EI'}, {t2 - t1:.0f} s decoding", flush=True)
     return {"seed": seed, "rounds": rounds, "found": found}
 
@@ -182,7 +182,6 @@ def main() -> None:
                 print(f"surrogate for graphs outside the table: held-out RMSE {h['rmse']:.4f} (test std {h['test_std']:.4f}), "
                       f"Pearson r {h['pearson_r']:.3f}; {time.perf_counter() - t0:.0f} s", flush=True)
                 results["surrogate"] = h
-                known = {space.hash(a) for a in train + test}
             x0 = encode_archs(model, codec, train).numpy().astype(np.float64)
             name = Path(path).stem
             runs = {"bo": False, "random": True} if args.random else {"bo": False}
@@ -190,14 +189,14 @@ def main() -> None:
                 print(f"{name} ({ckpt['model']}), {kind}:", flush=True)
                 trials = results["models"].setdefault(name, {"model": ckpt["model"]}).setdefault(kind, [])
                 for seed in range(1, args.trials + 1):
-                    trials.append(run_trial(model, codec, scorer, x0, ytr, seed, args, random_points, known))
+                    trials.append(run_trial(model, codec, scorer, x0, ytr, seed, args, random_points))
                     (out / "bo.json").write_text(json.dumps(results, indent=1))  # a stopped run keeps its finished trials
     report(results, float(ytr.max()), out)
 
 
 def report(results: dict, train_best: float, out: Path) -> None:
     print(f"\nbest weight-sharing accuracy in the training data: {train_best:.4f}")
-    header = f"{'model':<30} {'run':<7} {'best (mean±std over trials)':<28} {'best measured':<14} {'valid %':>8} {'novel %':>8} {'in table %':>10}"
+    header = f"{'model':<30} {'run':<7} {'best (mean±std over trials)':<28} {'best measured':<14} {'valid %':>8} {'in table %':>10}"
     print(header)
     print("-" * len(header))
     for name, runs in results["models"].items():
@@ -210,10 +209,11 @@ def report(results: dict, train_best: float, out: Path) -> None:
             measured = max((m for m in measured if m == m), default=float("nan"))
             total = sum(len(t["rounds"]) for t in trials) * results["args"]["batch"]
             valid = sum(r["valid"] for t in trials for r in t["rounds"])
-            novel = sum(r["novel"] for t in trials for r in t["rounds"])
             in_table = sum(r["in_table"] for t in trials for r in t["rounds"])
             print(f"{name:<30} {kind:<7} {best.mean():.4f} ± {best.std():.4f}{'':<12} {measured:<14.4f} "
-                  f"{100 * valid / total:>8.2f} {100 * novel / max(valid, 1):>8.2f} {100 * in_table / max(valid, 1):>10.2f}")
+                  f"{100 * valid / total:>8.2f} {100 * in_table / max(valid, 1):>10.2f}")
+            curve = np.mean([[r["best"] for r in t["rounds"]] for t in trials], axis=0)
+            print(f"{'':<30} {'':<7} best after each round: {' '.join(f'{v:.4f}' for v in curve)}")
         found = sorted((f for t in runs["bo"] for f in t["found"]), key=lambda f: -f["score"])
         seen, top = set(), []
         for f in found:
