@@ -15,7 +15,9 @@
   optimizer state. Both are timed with subnormal floats flushed to zero (what nas-ray does since
   ``nas_ray.models.numerics``) and without (what it did before), interleaved in the same run:
   trained GRUs produce subnormals that an untrained model does not, so only a trained checkpoint
-  shows the difference.
+  shows the difference. With ``--baseline DIR`` as well, a third copy runs the older checkout's
+  model from the same weights, unflushed as that code ran: the old-vs-new epoch of a model that
+  has trained, in one run.
 
     python benchmarks/latent_bo_speed.py --data-dir ../shared/data --threads 2 --baseline /tmp/old
 """
@@ -140,9 +142,12 @@ def main() -> None:
                 line += f"; baseline {out['decode_s'][key]['old']:.1f} s"
             print(line, flush=True)
     for path in args.checkpoint or []:
-        t = out.setdefault("trained_epoch_s", {})[path] = trained_epoch_seconds(path, train, args.batches)
-        print(f"{Path(path).name}: ENAS-6 epoch from its trained weights: {t['flushed']:.0f} s with subnormals flushed, "
-              f"{t['unflushed']:.0f} s without: {t['unflushed'] / t['flushed']:.2f}x", flush=True)
+        t = out.setdefault("trained_epoch_s", {})[path] = trained_epoch_seconds(path, train, args.batches, baseline)
+        line = (f"{Path(path).name}: ENAS-6 epoch from its trained weights: {t['flushed']:.0f} s with subnormals flushed, "
+                f"{t['unflushed']:.0f} s without: {t['unflushed'] / t['flushed']:.2f}x")
+        if "old" in t:
+            line += f"; baseline checkout (its code, not flushed) {t['old']:.0f} s: {t['old'] / t['flushed']:.2f}x"
+        print(line, flush=True)
         for flush in () if args.skip_rounds else (True, False):
             r = out.setdefault("round", {}).setdefault(path, {})["flushed" if flush else "unflushed"] = trained_round(path, train, flush)
             print(f"{Path(path).name} ({'subnormals flushed' if flush else 'not flushed'}): BO round of 50 points x 500 decodes: "
@@ -152,9 +157,11 @@ def main() -> None:
     Path(args.json).write_text(json.dumps(out, indent=1))
 
 
-def trained_epoch_seconds(path: str, train: list, batches: int) -> dict[str, float]:
+def trained_epoch_seconds(path: str, train: list, batches: int, baseline: dict[str, type] | None = None) -> dict[str, float]:
     """Seconds per epoch (median batch x batches per epoch) of training on from a checkpoint's weights
-    and optimizer state, with and without subnormals flushed, two copies interleaved batch by batch."""
+    and optimizer state, with and without subnormals flushed, two copies interleaved batch by batch;
+    with ``baseline`` (another checkout's model classes) a third copy runs that checkout's model,
+    unflushed as that code ran, from the same weights and optimizer state."""
     import copy
 
     from nas_ray.models.vae_training import PretrainConfig, load_model
@@ -169,6 +176,13 @@ def trained_epoch_seconds(path: str, train: list, batches: int) -> dict[str, flo
         if "train" in ckpt:
             opt.load_state_dict(ckpt["train"]["optimizer"])
         copies[key] = (net, opt)
+    if baseline and ckpt["model"] in baseline:
+        old = baseline[ckpt["model"]](**ckpt["hyperparameters"])
+        old.load_state_dict(model.state_dict())
+        opt = torch.optim.Adam(old.parameters(), config.lr)
+        if "train" in ckpt:
+            opt.load_state_dict(ckpt["train"]["optimizer"])
+        copies["old"] = (old.train(), opt)
     order = np.random.default_rng(0).permutation(len(train))
     times: dict[str, list[float]] = {key: [] for key in copies}
     for k in range(batches + 1):
@@ -176,7 +190,9 @@ def trained_epoch_seconds(path: str, train: list, batches: int) -> dict[str, flo
         for key, (net, opt) in copies.items():
             with flush_denormals(key == "flushed"):
                 t0 = time.perf_counter()
-                loss = net.loss(batch, beta=config.beta, eps_scale=config.eps_scale, reduction=config.reduction)["loss"]
+                # an older checkout's loss may lack ``reduction`` (a scalar factor: the same work)
+                extra = {} if key == "old" else {"reduction": config.reduction}
+                loss = net.loss(batch, beta=config.beta, eps_scale=config.eps_scale, **extra)["loss"]
                 opt.zero_grad()
                 loss.backward()
                 if config.grad_clip:
