@@ -43,23 +43,13 @@ from nas_ray.errors import ArchitectureNotInTable
 from nas_ray.evaluators import get_evaluator
 from nas_ray.evaluators.tables import enas6_vae_split
 from nas_ray.models.graph_vae import GraphCodec
+from nas_ray.models.nasgem import AdjacencyFeatures
 from nas_ray.models.numerics import flush_denormals
 from nas_ray.models.sgp import SparseGP, select_batch
 from nas_ray.models.vae_training import encode_archs, load_model
 
 #: fully-trained CIFAR-10 test accuracy (%) of the best BO-found architecture, as published
 PUBLISHED_TOP1 = {"dvae": 94.80, "dvae-emb": 95.33, "svge": 95.04, "svge-triplet": 95.13}
-
-
-def features(codec: GraphCodec, archs: list) -> np.ndarray:
-    """One-hot node types per position and the upper-triangular adjacency, one row per architecture."""
-    batch = codec.batch(archs)
-    types = batch.types.numpy()
-    onehot = np.zeros((len(archs), codec.max_nodes, codec.num_types), dtype=np.float32)
-    rows, cols = np.nonzero(types >= 0)
-    onehot[rows, cols, types[rows, cols]] = 1.0
-    iu = np.triu_indices(codec.max_nodes, 1)
-    return np.hstack([onehot.reshape(len(archs), -1), batch.adj.numpy()[:, iu[0], iu[1]]])
 
 
 class Scorer:
@@ -69,7 +59,8 @@ class Scorer:
         from scipy.stats import pearsonr
         from sklearn.ensemble import HistGradientBoostingRegressor
 
-        self.codec, self.space = codec, codec.space
+        self.space = codec.space
+        features = self.features = AdjacencyFeatures(codec.space)  # upper-triangular adjacency + one-hot ops
         self.table = get_evaluator("table:enas6", data_dir=data_dir)
         self.metric = self.table.metric
 
@@ -77,12 +68,13 @@ class Scorer:
             return HistGradientBoostingRegressor(max_iter=1000, learning_rate=0.05, max_leaf_nodes=31,
                                                  l2_regularization=1.0, random_state=0).fit(x, y)
 
-        pred = fit(features(codec, train), ytr).predict(features(codec, test))
+        pred = fit(features(train), ytr).predict(features(test))
         self.held_out = {"rmse": float(np.sqrt(np.mean((pred - yte) ** 2))), "pearson_r": float(pearsonr(pred, yte)[0]),
                          "test_std": float(np.std(yte))}
-        self.model = fit(features(codec, train + test), np.concatenate([ytr, yte]))
+        x_all = features(train + test)
+        self.model = fit(x_all, np.concatenate([ytr, yte]))
         # a tree ensemble does not extrapolate: its highest prediction on the table's own graphs bounds what it can score
-        self.held_out["max_prediction_on_table"] = float(self.model.predict(features(codec, train + test)).max())
+        self.held_out["max_prediction_on_table"] = float(self.model.predict(x_all).max())
         self.held_out["table_max"] = float(max(ytr.max(), yte.max()))
         self.cache: dict[str, tuple[float, bool]] = {}
 
@@ -93,7 +85,7 @@ class Scorer:
             try:
                 self.cache[key] = (float(self.table.lookup(key)[self.metric]), True)
             except ArchitectureNotInTable:
-                self.cache[key] = (float(self.model.predict(features(self.codec, [arch]))[0]), False)
+                self.cache[key] = (float(self.model.predict(self.features([arch]))[0]), False)
         return self.cache[key]
 
 
