@@ -169,20 +169,19 @@ def trained_epoch_seconds(path: str, train: list, batches: int, baseline: dict[s
     model, space, ckpt = load_model(path)
     config = PretrainConfig.from_checkpoint(ckpt["config"])
     codec = GraphCodec(space)
-    copies = {}
-    for key in ("flushed", "unflushed"):
-        net = copy.deepcopy(model).train()
+
+    def resumed(net: torch.nn.Module) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        """``net`` in training mode with the checkpoint's optimizer state."""
         opt = torch.optim.Adam(net.parameters(), config.lr)
         if "train" in ckpt:
             opt.load_state_dict(ckpt["train"]["optimizer"])
-        copies[key] = (net, opt)
+        return net.train(), opt
+
+    copies = {key: resumed(copy.deepcopy(model)) for key in ("flushed", "unflushed")}
     if baseline and ckpt["model"] in baseline:
         old = baseline[ckpt["model"]](**ckpt["hyperparameters"])
         old.load_state_dict(model.state_dict())
-        opt = torch.optim.Adam(old.parameters(), config.lr)
-        if "train" in ckpt:
-            opt.load_state_dict(ckpt["train"]["optimizer"])
-        copies["old"] = (old.train(), opt)
+        copies["old"] = resumed(old)
     order = np.random.default_rng(0).permutation(len(train))
     times: dict[str, list[float]] = {key: [] for key in copies}
     for k in range(batches + 1):
